@@ -1,0 +1,75 @@
+"""Input checks shared by estimators and score models, with messages that name the argument."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.utils.validation import check_array, validate_data
+
+__all__ = ["check_samples", "check_responses", "check_weights"]
+
+
+def check_samples(estimator, X, *, reset: bool, name: str = "X", min_samples: int = 2):
+    """Return ``X`` as a finite float64 2-D array, recording ``n_features_in_`` on reset.
+
+    Uses scikit-learn's ``validate_data`` so that ``feature_names_in_`` and the
+    feature-count check on later calls follow scikit-learn's conventions.
+    """
+    X = validate_data(
+        estimator,
+        X,
+        reset=reset,
+        dtype=np.float64,
+        ensure_all_finite=True,
+        ensure_min_samples=min_samples if reset else 1,
+    )
+    return X
+
+
+def check_responses(Y, n_samples: int, *, name: str = "Y"):
+    """Validate responses: 2-D float64, same rows as X; NaN allowed only as whole rows.
+
+    Returns
+    -------
+    Y : ndarray of shape (n_samples, n_responses)
+    labelled : ndarray of bool, shape (n_samples,)
+        False for rows that are entirely NaN (unlabelled samples).
+    """
+    Y = check_array(
+        Y,
+        dtype=np.float64,
+        ensure_all_finite="allow-nan",
+        ensure_2d=False,
+        input_name=name,
+    )
+    if Y.ndim == 1:
+        Y = Y[:, None]
+    if Y.ndim != 2:
+        raise ValueError(f"{name} must be 1-D or 2-D; got an array with {Y.ndim} dimensions.")
+    if Y.shape[0] != n_samples:
+        raise ValueError(
+            f"{name} has {Y.shape[0]} rows but X has {n_samples}; "
+            "each sample needs one row of responses."
+        )
+    if np.isinf(Y).any():
+        raise ValueError(f"{name} contains infinity; responses must be finite or NaN.")
+    nan = np.isnan(Y)
+    all_nan = nan.all(axis=1)
+    partial = nan.any(axis=1) & ~all_nan
+    if partial.any():
+        rows = np.flatnonzero(partial)[:5].tolist()
+        raise ValueError(
+            f"{name} has NaN in {int(partial.sum())} row(s) that are not entirely NaN "
+            f"(first rows: {rows}). A row of all NaN marks an unlabelled sample; partly "
+            "missing responses are not supported: impute them or drop those responses."
+        )
+    return Y, ~all_nan
+
+
+def check_weights(w, n_samples: int, *, name: str = "w"):
+    """Validate a weight vector of length ``n_samples``."""
+    w = np.asarray(w, dtype=np.float64).reshape(-1)
+    if w.shape[0] != n_samples:
+        raise ValueError(f"{name} has {w.shape[0]} entries but X has {n_samples} rows.")
+    if not np.all(np.isfinite(w)):
+        raise ValueError(f"{name} contains NaN or infinity.")
+    return w

@@ -1,0 +1,111 @@
+"""The score-model interface shared by every score family.
+
+A score model answers three questions about a density p on R^p:
+
+* ``score(X)``: the first-order score s(x) = -grad log p(x), one row per sample;
+* ``score_jacobian(X)``: grad s(x), shape (n, p, p) (entry [i, a, b] = d s_a / d x_b);
+* ``second_order_sum(X, w)``: sum_i w_i T(x_i) with T = s s^T - grad s = hess p / p,
+  a single p x p matrix computed without ever holding one p x p matrix per sample
+  (subclasses override it with a closed-form reduction; the generic fallback chunks).
+
+The sign follows the paper: s is MINUS the gradient of the log density.
+"""
+
+from __future__ import annotations
+
+from abc import ABCMeta, abstractmethod
+
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
+
+__all__ = ["ScoreModel"]
+
+# Generic Jacobian sums hold at most this many float64 entries at once (~64 MiB).
+_CHUNK_ENTRIES = 8_000_000
+
+
+class ScoreModel(BaseEstimator, metaclass=ABCMeta):
+    """Base class of score models: ``fit(X)``, ``score(X)``, ``second_order_sum(X, w)``.
+
+    Subclasses implement :meth:`fit` and :meth:`score`; they may implement
+    :meth:`score_jacobian` (needed for second-order estimators) and
+    :meth:`log_prob`. The generic :meth:`second_order_sum` uses
+    ``score`` and ``score_jacobian`` in row chunks; families with structure
+    (elliptical, kernel) override it with an O(n p^2) reduction.
+
+    Notes
+    -----
+    For a density p, s(x) = -grad log p(x) and
+
+    .. math:: T(x) = s(x) s(x)^T - \\nabla s(x) = \\nabla^2 p(x) / p(x).
+
+    Stein's lemma gives E[y s(x)] = E[grad f] and E[y T(x)] = E[hess f] for
+    y = f(x) + noise, which is what the estimators in
+    :class:`steinlatent.SteinLatent` use.
+    """
+
+    #: True when the model estimates a deliberately smoothed score (kernel
+    #: regularisation, denoising noise level). With y = x and the exact score,
+    #: Stein's lemma gives E[s(x) x^T] = I, so only a smoothed score makes the
+    #: unsupervised first-order estimator informative.
+    smoothed: bool = False
+
+    @abstractmethod
+    def fit(self, X, y=None):
+        """Fit the score model to samples ``X`` of shape (n_samples, n_features)."""
+
+    @abstractmethod
+    def score(self, X) -> np.ndarray:
+        """Return s(X) = -grad log p(X), shape (n_samples, n_features)."""
+
+    def score_jacobian(self, X) -> np.ndarray:
+        """Return grad s(X), shape (n_samples, n_features, n_features).
+
+        Entry ``[i, a, b]`` is the derivative of s_a with respect to x_b at x_i.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} provides no Jacobian of its score, so it cannot be "
+            "used for second-order (order=2) estimators."
+        )
+
+    def log_prob(self, X) -> np.ndarray:
+        """Return log p(X) (normalised where the family allows)."""
+        raise NotImplementedError(f"{type(self).__name__} has no log density.")
+
+    def second_order_sum(self, X, w) -> np.ndarray:
+        """Return sum_i w_i T(x_i), T = s s^T - grad s, as a (p, p) matrix.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        w : array-like of shape (n_samples,)
+            Weights, e.g. the row means of the responses.
+
+        Returns
+        -------
+        ndarray of shape (n_features, n_features)
+        """
+        check_is_fitted(self)
+        X = np.asarray(X, dtype=float)
+        w = np.asarray(w, dtype=float).reshape(-1)
+        if w.shape[0] != X.shape[0]:
+            raise ValueError(
+                f"w has {w.shape[0]} entries but X has {X.shape[0]} rows; they must match."
+            )
+        p = X.shape[1]
+        out = np.zeros((p, p))
+        step = max(1, _CHUNK_ENTRIES // max(1, p * p))
+        for start in range(0, X.shape[0], step):
+            sl = slice(start, start + step)
+            s = self.score(X[sl])
+            J = self.score_jacobian(X[sl])
+            out += (s * w[sl, None]).T @ s
+            out -= np.einsum("i,iab->ab", w[sl], J)
+        return 0.5 * (out + out.T)
+
+    def _validate_X(self, X, *, reset: bool):
+        """Validate samples: finite, 2-D, float64, at least two rows when fitting."""
+        from .._validation import check_samples
+
+        return check_samples(self, X, reset=reset)

@@ -1,0 +1,103 @@
+"""Elliptical score families: the shared closed forms s = c(Q) P u, T = a(Q) P u u^T P - b(Q) P."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from sklearn.utils.validation import check_is_fitted
+
+from .._validation import check_weights
+from ._base import ScoreModel
+
+__all__ = ["EllipticalScore", "inverse_covariance"]
+
+
+def inverse_covariance(cov: np.ndarray, *, rcond: float = 1e-10, name: str = "covariance"):
+    """Return the (pseudo-)inverse of a symmetric PSD matrix, warning when it is singular.
+
+    Eigenvalues below ``rcond * largest`` are treated as zero (pseudo-inverse). This is
+    the regularisation applied to singular or ill-conditioned covariances: the score is
+    then defined on the span of the data, and the user is told so.
+    """
+    cov = 0.5 * (cov + cov.T)
+    vals, vecs = np.linalg.eigh(cov)
+    top = max(vals[-1], 0.0)
+    if top <= 0.0:
+        raise ValueError(
+            f"The {name} of X is zero: every feature is constant. Remove constant "
+            "features (e.g. sklearn.feature_selection.VarianceThreshold)."
+        )
+    keep = vals > rcond * top
+    if not keep.all():
+        n_drop = int((~keep).sum())
+        cond = top / max(vals[0], np.finfo(float).tiny) if vals[0] > 0 else np.inf
+        warnings.warn(
+            f"The {name} of X is singular or ill-conditioned (condition number {cond:.3g}, "
+            f"{n_drop} of {len(vals)} eigenvalues below {rcond:g} x the largest); using "
+            "the pseudo-inverse, so scores live in the span of the data. Consider fewer "
+            "features than samples, removing collinear features, or shrinkage "
+            "(GaussianScore(shrinkage='ledoit_wolf')).",
+            UserWarning,
+            stacklevel=3,
+        )
+    inv_vals = np.zeros_like(vals)
+    inv_vals[keep] = 1.0 / vals[keep]
+    return (vecs * inv_vals) @ vecs.T
+
+
+class EllipticalScore(ScoreModel):
+    """Base of elliptical families, whose score is s(x) = c(Q) P (x - mu).
+
+    With u = x - mu, P the precision matrix and Q = u^T P u, every family here has
+
+    .. math::
+
+        s(x) = c(Q) P u,\\qquad
+        \\nabla s(x) = c(Q) P + 2 c'(Q) P u u^T P,\\qquad
+        T(x) = a(Q) P u u^T P - b(Q) P,
+
+    with a = c^2 - 2 c' and b = c. The weighted sum of T over samples is therefore
+    ``PU^T diag(w a) PU - (sum w b) P``: O(n p^2), no p x p matrix per sample.
+
+    Subclasses set ``location_``, ``covariance_``, ``precision_`` in ``fit`` and
+    implement ``_radial(Q) -> (c, dc)``.
+    """
+
+    def _radial(self, Q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    def _whiten(self, X):
+        check_is_fitted(self, "precision_")
+        X = self._validate_X(X, reset=False)
+        U = X - self.location_
+        PU = U @ self.precision_
+        Q = np.einsum("ij,ij->i", PU, U)
+        return X, PU, np.maximum(Q, 0.0)
+
+    def mahalanobis(self, X) -> np.ndarray:
+        """Return Q = (x - mu)^T P (x - mu) for each row of ``X``."""
+        return self._whiten(X)[2]
+
+    def score(self, X) -> np.ndarray:
+        """Return s(X) = -grad log p(X), shape (n_samples, n_features)."""
+        _, PU, Q = self._whiten(X)
+        c, _ = self._radial(Q)
+        return c[:, None] * PU
+
+    def score_jacobian(self, X) -> np.ndarray:
+        """Return grad s(X), shape (n_samples, n_features, n_features)."""
+        _, PU, Q = self._whiten(X)
+        c, dc = self._radial(Q)
+        J = 2.0 * dc[:, None, None] * PU[:, :, None] * PU[:, None, :]
+        J += c[:, None, None] * self.precision_[None]
+        return J
+
+    def second_order_sum(self, X, w) -> np.ndarray:
+        """Return sum_i w_i T(x_i) in O(n p^2) through the elliptical closed form."""
+        X, PU, Q = self._whiten(X)
+        w = check_weights(w, X.shape[0])
+        c, dc = self._radial(Q)
+        a = c * c - 2.0 * dc
+        out = (PU * (w * a)[:, None]).T @ PU - np.dot(w, c) * self.precision_
+        return 0.5 * (out + out.T)

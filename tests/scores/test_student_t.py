@@ -1,0 +1,88 @@
+import warnings
+
+import numpy as np
+import pytest
+from scipy import stats
+from sklearn.exceptions import ConvergenceWarning
+
+from steinlatent.scores import ScoreModel, StudentTScore
+
+from ..conftest import random_covariance
+from .test_gaussian import _fd_grad
+
+
+def _paper_t(rng, n, mu, cov, nu):
+    """Draw from the paper's t (Cov = cov): scale matrix (nu - 2)/nu cov."""
+    return stats.multivariate_t(mu, cov * (nu - 2) / nu, df=nu).rvs(size=n, random_state=rng)
+
+
+def test_score_matches_scipy_density_in_paper_parametrisation(rng):
+    p, nu = 3, 7.0
+    cov = random_covariance(rng, p)
+    model = StudentTScore(df=nu).fit(_paper_t(rng, 3000, np.zeros(p), cov, nu))
+    dist = stats.multivariate_t(model.location_, model.covariance_ * (nu - 2) / nu, df=nu)
+    pts = 2 * rng.normal(size=(25, p))
+    np.testing.assert_allclose(model.score(pts), -_fd_grad(dist.logpdf, pts), atol=1e-6)
+    np.testing.assert_allclose(model.log_prob(pts), dist.logpdf(pts), atol=1e-9)
+
+
+def test_closed_form_against_formula_and_explicit_sums(rng):
+    p, nu = 4, 10.0
+    X = _paper_t(rng, 500, np.zeros(p), random_covariance(rng, p), nu)
+    model = StudentTScore(df=nu).fit(X)
+    P, u = model.precision_, X[:5] - model.location_
+    Q = np.einsum("ij,jk,ik->i", u, P, u)
+    expected = (p + nu) * (u @ P) / (nu - 2 + Q)[:, None]
+    np.testing.assert_allclose(model.score(X[:5]), expected, rtol=1e-12)
+    # Jacobian vs finite differences of the score.
+    J = model.score_jacobian(X[:5])
+    for j in range(p):
+        E = np.zeros_like(X[:5])
+        E[:, j] = 1e-6
+        fd = (model.score(X[:5] + E) - model.score(X[:5] - E)) / 2e-6
+        np.testing.assert_allclose(J[:, :, j], fd, atol=1e-6)
+    w = rng.normal(size=len(X))
+    np.testing.assert_allclose(
+        model.second_order_sum(X, w), ScoreModel.second_order_sum(model, X, w), atol=1e-9
+    )
+    # T from the paper's closed form for one point.
+    i = 0
+    u0 = X[i] - model.location_
+    Q0 = u0 @ P @ u0
+    T0 = (p + nu) * (p + nu + 2) * np.outer(P @ u0, P @ u0) / (nu - 2 + Q0) ** 2 - (
+        p + nu
+    ) * P / (nu - 2 + Q0)
+    e = np.zeros(len(X))
+    e[i] = 1.0
+    np.testing.assert_allclose(model.second_order_sum(X, e), T0, atol=1e-10)
+
+
+def test_em_recovers_parameters(rng):
+    p, nu = 3, 6.0
+    mu = np.array([1.0, -2.0, 0.5])
+    cov = random_covariance(rng, p)
+    X = _paper_t(rng, 20000, mu, cov, nu)
+    model = StudentTScore().fit(X)
+    assert model.df_ == pytest.approx(nu, rel=0.2)
+    np.testing.assert_allclose(model.location_, mu, atol=0.05)
+    np.testing.assert_allclose(model.covariance_, cov, atol=0.15)
+
+
+def test_fixed_df_is_kept_and_nonconvergence_warns(rng):
+    X = _paper_t(rng, 2000, np.zeros(2), np.eye(2), 5.0)
+    assert StudentTScore(df=12.0).fit(X).df_ == 12.0
+    with pytest.warns(ConvergenceWarning, match="did not converge in 1 iterations"):
+        StudentTScore(max_iter=1).fit(X)
+
+
+def test_gaussian_data_warns_at_df_bound(rng):
+    X = rng.normal(size=(20000, 2))
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        model = StudentTScore().fit(X)
+    assert model.df_ > 50 or any("upper bound" in str(w.message) for w in rec)
+
+
+def test_bad_df():
+    with pytest.raises(ValueError, match="df"):
+        StudentTScore(df=1.5).fit(np.random.default_rng(0).normal(size=(50, 2)))

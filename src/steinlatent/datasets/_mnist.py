@@ -62,7 +62,9 @@ def read_idx(path: str | os.PathLike, *, expected_magic: int | None = None) -> n
             "is it the right file (images vs labels)?"
         )
     if (magic >> 8) != 0x08:
-        raise ValueError(f"{path}: only unsigned-byte IDX files are supported (magic 0x{magic:08x}).")
+        raise ValueError(
+            f"{path}: only unsigned-byte IDX files are supported (magic 0x{magic:08x})."
+        )
     ndim = magic & 0xFF
     header = 4 + 4 * ndim
     shape = struct.unpack(f">{ndim}I", raw[4:header])
@@ -87,9 +89,6 @@ def _missing_message(path: Path) -> str:
 
 def _load_split(folder: Path, split: str, table, verify: bool):
     paths = [folder / name for name in _FILES[split]]
-    for path in paths:
-        if not path.is_file():
-            raise FileNotFoundError(_missing_message(path))
     if verify:
         checked = [verify_checksum(path, table) for path in paths]
         if not all(checked) and table is not None:
@@ -185,9 +184,11 @@ def load_mnist(
     if kind not in kinds:
         raise ValueError(f"kind must be one of {sorted(kinds)}; got {kind!r}.")
     root = get_data_dir(data_dir)
-    folder = _find_subdir(root, "mnist", _FILES["train"][0])
-    if not folder.is_dir():
-        raise FileNotFoundError(_missing_message(folder / _FILES[kinds[kind][0]][0]))
+    folder = _find_subdir(root, "mnist", _FILES["train"] + _FILES["test"])
+    for split in kinds[kind]:
+        for name in _FILES[split]:
+            if not (folder / name).is_file():
+                raise FileNotFoundError(_missing_message(folder / name))
     table = read_checksums(folder) if verify else None
     if verify and table is None:
         warnings.warn(

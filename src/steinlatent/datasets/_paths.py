@@ -103,14 +103,14 @@ def get_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
     )
 
 
-def _find_subdir(root: Path, name: str, marker: str) -> Path:
-    """``root/name`` if it exists, else ``root`` itself when it already holds ``marker``.
+def _find_subdir(root: Path, name: str, markers: tuple[str, ...]) -> Path:
+    """``root/name`` if it exists, else ``root`` itself when it holds one of ``markers``.
 
     Lets a user pass either the data root or the data set's own folder.
     """
     if (root / name).is_dir():
         return root / name
-    if (root / marker).is_file():
+    if any((root / m).is_file() for m in markers):
         return root
     return root / name
 

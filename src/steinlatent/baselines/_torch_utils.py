@@ -124,8 +124,10 @@ def resolve_batch_size(batch_size, n_samples: int) -> int:
     """
     if isinstance(batch_size, Integral):
         return int(min(int(batch_size), n_samples))
-    # The 1e-9 absorbs representation error (0.005 * 9000 = 45.00000000000001).
-    return int(min(max(1, math.floor(float(batch_size) * n_samples + 0.5 - 1e-9)), n_samples))
+    # Rounding to 9 decimals first removes representation error (0.005 * 300 is not
+    # exactly 1.5 in binary), so the half-up rule applies to the intended product.
+    size = math.floor(round(float(batch_size) * n_samples, 9) + 0.5)
+    return int(min(max(1, size), n_samples))
 
 
 @dataclass

@@ -1,0 +1,561 @@
+"""Neural score estimate trained by (multi-level) denoising score matching (needs torch).
+
+The network learns the score of the data *smoothed* by Gaussian noise; the smallest
+noise level is therefore part of the estimand, not a nuisance (see
+:class:`DenoisingScore`). torch is imported only inside the methods, so importing
+this module works without it and ``fit`` says which extra to install.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
+
+from .._validation import check_weights
+from ._base import ScoreModel
+
+__all__ = ["DenoisingScore"]
+
+_TORCH_HINT = 'DenoisingScore needs PyTorch; install it with: pip install "steinlatent[torch]"'
+
+# "auto" noise ladder, in standardised units: 10 geometric levels from 1 to 0.1.
+_AUTO_LEVELS = np.geomspace(1.0, 0.1, 10)
+
+# Rows per forward pass at inference, and the number of tensor entries a batch of
+# Jacobian intermediates may hold (2**23 float32 = 32 MiB, float64 = 64 MiB).
+_EVAL_ROWS = 4096
+_JAC_ENTRIES = 2**23
+# Target number of held-out network evaluations per epoch (early-stopping loss).
+_VAL_EVALS = 4096
+
+_ACTIVATIONS = {"silu": "SiLU", "softplus": "Softplus", "tanh": "Tanh"}
+
+
+def _import_torch():
+    """Import torch (and torch.func) or raise an ImportError naming the extra."""
+    try:
+        import torch
+        import torch.func  # noqa: F401
+    except ImportError as exc:
+        raise ImportError(_TORCH_HINT) from exc
+    return torch
+
+
+def _build_mlp(torch, n_in: int, hidden, n_out: int, activation: str):
+    """Plain MLP n_in -> hidden... -> n_out with a smooth activation after each hidden layer."""
+    nn = torch.nn
+    act = getattr(nn, _ACTIVATIONS[activation])
+    layers = []
+    width = n_in
+    for h in hidden:
+        layers += [nn.Linear(width, int(h)), act()]
+        width = int(h)
+    layers.append(nn.Linear(width, n_out))
+    return nn.Sequential(*layers)
+
+
+def _net_input(torch, z, log_sigma):
+    """Append log(sigma) as the last input column (noise conditioning by concatenation)."""
+    return torch.cat([z, log_sigma.expand(*z.shape[:-1], 1)], dim=-1)
+
+
+class DenoisingScore(ScoreModel):
+    """Score of the data smoothed by N(0, sigma^2 I), learnt by denoising score matching.
+
+    An MLP f(z, log sigma) with smooth activations is trained on noisy copies
+    z~ = z + sigma * eps, eps ~ N(0, I), of the (standardised) samples z, with sigma
+    drawn uniformly from the ladder ``noise_levels_``. The score is parametrised as
+    s_sigma(z~) = f(z~, log sigma) / sigma (paper's sign, s = -grad log p), and the loss
+    is the NCSN one (Song & Ermon 2019), the DSM loss weighted by sigma^2:
+
+    .. math::
+
+        \\ell(\\theta) = \\mathbb{E}\\,\\sigma^2
+            \\Big\\| s_\\sigma(\\tilde z) - \\frac{\\tilde z - z}{\\sigma^2} \\Big\\|^2
+            = \\mathbb{E}\\, \\| f(\\tilde z, \\log\\sigma) - \\varepsilon \\|^2 ,
+
+    reported per coordinate (``history_``), so 1 is the loss of f = 0. Its minimiser is
+    s_sigma = -grad log p_sigma with p_sigma = p * N(0, sigma^2 I) (Vincent 2011).
+    All levels share one network, which is told sigma through an extra input column
+    log(sigma); the larger levels only help the network learn the smallest one.
+
+    **The estimand.** ``score(X)`` returns the score of the data convolved with
+    Gaussian noise at the *smallest* level sigma_min = ``sigma_``; it is a deliberately
+    smoothed score (``smoothed = True``). With y = x and the exact score, Stein's lemma
+    gives E[s(x) x^T] = I, so the unsupervised estimator needs this smoothing: for
+    x ~ N(0, Sigma), s_sigma(x) = (Sigma + sigma^2 I)^{-1} x and
+    E[s_sigma(x) x^T] = (Sigma + sigma^2 I)^{-1} Sigma, whose leading directions are the
+    principal components of Sigma. For supervised use a small sigma_min keeps the
+    bias, O(sigma^2) in the score, small; the variance of the training target grows
+    like 1 / sigma^2, so a smaller sigma_min needs more data and epochs.
+
+    **Units of sigma.** With ``standardize=True`` the network sees z = (x - m) / d,
+    d the per-feature standard deviations (``location_``, ``scale_``), and the noise
+    levels are in those units: in the units of x the smoothing is
+    N(0, sigma^2 diag(d^2)), i.e. sigma is a fraction of each feature's spread, and the
+    Gaussian example above becomes (Sigma + sigma^2 diag(d^2))^{-1} (x - mu).
+    ``standardize="global"`` divides by one number d (the root mean feature variance),
+    so the smoothing stays isotropic, N(0, sigma^2 d^2 I), and the PCA statement above
+    holds exactly; use it for images and other data with common units (per-feature
+    scaling would blow up nearly constant pixels, such as MNIST's borders). Scores and
+    Jacobians are converted back by the chain rule, s_x(x) = D^{-1} s_z(z) and
+    grad s_x(x) = D^{-1} grad s_z(z) D^{-1}, D = diag(d). Features with zero spread
+    keep d = 1.
+
+    Parameters
+    ----------
+    noise_levels : "auto", float > 0 or sequence of floats > 0, default="auto"
+        Noise standard deviations, in standardised units when ``standardize`` is on
+        (in the units of x otherwise). "auto": 10 geometric levels from 1.0 down to
+        0.1; these are fractions of the feature spread, so with ``standardize=False``
+        they are multiplied by the root mean feature variance of X. The smallest level
+        defines the estimand.
+    hidden : tuple of int, default=(256, 256)
+        Widths of the hidden layers.
+    activation : {"silu", "softplus", "tanh"}, default="silu"
+        Smooth activations only: with ReLU the Jacobian (needed for second-order
+        estimators) is piecewise constant.
+    max_epochs : int, default=200
+        Passes over the training part of X; every epoch draws fresh noise.
+    batch_size : int, default=256
+    lr : float, default=1e-3
+        Adam learning rate.
+    weight_decay : float, default=0.0
+        Decoupled weight decay (AdamW).
+    validation_fraction : float in [0, 1), default=0.1
+        Fraction of samples held out for early stopping; their noise (one level per
+        sample, cycling through the ladder) is drawn once, so the held-out loss is a
+        fixed function of the weights. 0 trains on everything for ``max_epochs``
+        epochs and keeps the last weights.
+    patience : int or None, default=20
+        Stop when the held-out loss has not improved by more than ``tol`` for this
+        many epochs, and restore the best weights. None: never stop early (the best
+        weights are still restored).
+    tol : float, default=1e-4
+        Minimal improvement of the held-out loss (per-coordinate units) that resets
+        ``patience``.
+    standardize : bool or "global", default=True
+        True: centre and scale each feature; "global": centre, then divide by one
+        common scale; False: use x as it is.
+    eval_dtype : {"float32", "float64"}, default="float32"
+        Precision of inference (``score``, Jacobians). Training is always float32;
+        outputs are always float64 numpy arrays. "float64" evaluates a double copy
+        of the trained network (useful for finite-difference checks).
+    device : str, default="cpu"
+        torch device for training and inference, e.g. "cuda".
+    random_state : int, RandomState instance or None, default=None
+        Seeds the train/validation split (numpy), the initial weights and the noise
+        (torch). Results are reproducible for a fixed seed, device and thread count.
+    verbose : bool, default=False
+        Show a tqdm progress bar over epochs with the losses.
+
+    Attributes
+    ----------
+    network_ : torch.nn.Sequential
+        The trained network f, input (n_features + 1) -> output n_features.
+    noise_levels_ : ndarray of shape (n_levels,)
+        The noise ladder, decreasing, in network units.
+    sigma_ : float
+        The smallest level (network units): the smoothing that defines the estimand.
+    location_, scale_ : ndarray of shape (n_features,)
+        Standardisation z = (x - location_) / scale_ (zeros and ones when off).
+    n_epochs_ : int
+        Epochs completed.
+    best_epoch_ : int
+        Epoch (1-based) whose weights were kept; 0 if none completed.
+    history_ : dict
+        ``"train_loss"`` and ``"val_loss"``: per-epoch lists (the latter empty without
+        validation).
+    interrupted_ : bool
+        True when training was stopped by KeyboardInterrupt.
+    n_features_in_ : int
+
+    Notes
+    -----
+    ``second_order_sum(X, w)`` returns S^T diag(w) S - sym(sum_i w_i grad s(x_i)),
+    sym(A) = (A + A^T) / 2. The weighted Jacobian sum is the Jacobian, at v = 0, of
+    v -> sum_i w_i s(x_i + v), computed by one reverse-mode pass per output
+    coordinate over a batch of rows, so no per-sample p x p matrix is stored. The
+    symmetrisation is needed because a denoising network is not constrained to be a
+    gradient field: its Jacobian is only approximately symmetric, whereas the true
+    T = hess p / p is symmetric; the symmetric part is the nearest symmetric matrix
+    (Frobenius norm). ``score_jacobian`` returns the raw, unsymmetrised Jacobian.
+
+    Cost: ``score_jacobian`` and ``second_order_sum`` need n_features backward passes
+    per sample. At MNIST size (n = 10000, p = 784, hidden=(256, 256)) one
+    ``second_order_sum`` over X cost about as much as 100 training epochs on one CPU
+    thread (benchmarks/bench_denoising_score.py); prefer a GPU or the first-order
+    estimator there.
+
+    References
+    ----------
+    P. Vincent, "A connection between score matching and denoising autoencoders",
+    Neural Computation 23 (2011). Y. Song and S. Ermon, "Generative modeling by
+    estimating gradients of the data distribution", NeurIPS (2019).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from steinlatent.scores import DenoisingScore
+    >>> X = np.random.default_rng(0).normal(size=(300, 2))
+    >>> model = DenoisingScore(hidden=(16,), max_epochs=3, random_state=0).fit(X)
+    >>> model.score(X[:5]).shape
+    (5, 2)
+    >>> model.score_jacobian(X[:5]).shape
+    (5, 2, 2)
+    """
+
+    smoothed = True
+
+    _parameter_constraints: dict = {
+        "noise_levels": [
+            StrOptions({"auto"}),
+            Interval(Real, 0, None, closed="neither"),
+            "array-like",
+        ],
+        "hidden": [list, tuple],
+        "activation": [StrOptions(set(_ACTIVATIONS))],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "lr": [Interval(Real, 0, None, closed="neither")],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
+        "patience": [None, Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "standardize": ["boolean", StrOptions({"global"})],
+        "eval_dtype": [StrOptions({"float32", "float64"})],
+        "device": [str],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        noise_levels="auto",
+        *,
+        hidden=(256, 256),
+        activation="silu",
+        max_epochs=200,
+        batch_size=256,
+        lr=1e-3,
+        weight_decay=0.0,
+        validation_fraction=0.1,
+        patience=20,
+        tol=1e-4,
+        standardize=True,
+        eval_dtype="float32",
+        device="cpu",
+        random_state=None,
+        verbose=False,
+    ):
+        self.noise_levels = noise_levels
+        self.hidden = hidden
+        self.activation = activation
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.validation_fraction = validation_fraction
+        self.patience = patience
+        self.tol = tol
+        self.standardize = standardize
+        self.eval_dtype = eval_dtype
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ checks
+
+    def _check_hidden(self):
+        hidden = tuple(self.hidden)
+        if len(hidden) == 0 or not all(
+            isinstance(h, Integral) and not isinstance(h, bool) and h >= 1 for h in hidden
+        ):
+            raise ValueError(
+                f"hidden must be a non-empty tuple of positive ints (layer widths); got "
+                f"{self.hidden!r}."
+            )
+        return tuple(int(h) for h in hidden)
+
+    def _resolve_noise_levels(self, X):
+        if isinstance(self.noise_levels, str):
+            levels = _AUTO_LEVELS.copy()
+            if not self.standardize:
+                # "auto" is relative to the data scale; without standardisation the
+                # network works in the units of x.
+                levels *= float(np.sqrt(np.mean(X.var(axis=0)))) or 1.0
+        else:
+            levels = np.asarray(self.noise_levels, dtype=float).reshape(-1)
+            if levels.size == 0 or not np.all(np.isfinite(levels)) or np.any(levels <= 0):
+                raise ValueError(
+                    "noise_levels must be 'auto', a positive float or a non-empty "
+                    f"sequence of positive finite floats; got {self.noise_levels!r}."
+                )
+        return np.sort(np.unique(levels))[::-1].copy()
+
+    def _resolve_device(self, torch):
+        try:
+            device = torch.device(self.device)
+        except (RuntimeError, TypeError) as exc:
+            raise ValueError(f"device={self.device!r} is not a valid torch device.") from exc
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device={self.device!r} was requested but CUDA is not available.")
+        return device
+
+    # ------------------------------------------------------------------ fit
+
+    def fit(self, X, y=None):
+        """Train the network on samples ``X`` of shape (n_samples, n_features).
+
+        A KeyboardInterrupt stops training, keeps the best weights so far (the last
+        complete epoch's without validation) and warns; the model is then usable.
+        """
+        self._validate_params()
+        hidden = self._check_hidden()
+        X = self._validate_X(X, reset=True)
+        torch = _import_torch()
+        device = self._resolve_device(torch)
+        n, p = X.shape
+
+        # Standardisation (chain rule back in score / score_jacobian).
+        if self.standardize:
+            location = X.mean(axis=0)
+            if self.standardize == "global":
+                scale = np.full(p, float(np.sqrt(np.mean(X.var(axis=0)))))
+            else:
+                scale = X.std(axis=0)
+            scale = np.where(scale > 0, scale, 1.0)
+        else:
+            location, scale = np.zeros(p), np.ones(p)
+        levels = self._resolve_noise_levels(X)
+        Z = (X - location) / scale
+
+        # Seeds: numpy for the split, torch (local RNG state) for weights and noise.
+        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        perm = np.random.default_rng(seed).permutation(n)
+        n_val = 0
+        if self.validation_fraction > 0:
+            n_val = max(1, int(round(self.validation_fraction * n)))
+            if n - n_val < 1:
+                raise ValueError(
+                    f"validation_fraction={self.validation_fraction} leaves no training "
+                    f"samples out of {n}; lower it or pass more samples."
+                )
+        val_idx, train_idx = perm[:n_val], perm[n_val:]
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            net = _build_mlp(torch, p + 1, hidden, p, self.activation)
+        net = net.to(device=device, dtype=torch.float32)
+        gen = torch.Generator(device=device)
+        gen.manual_seed(seed)
+
+        f32 = dict(device=device, dtype=torch.float32)
+        Z_train = torch.as_tensor(Z[train_idx], **f32)
+        log_levels = torch.log(torch.as_tensor(levels.copy(), **f32))
+        val = None
+        if n_val:
+            # Fixed held-out noise, so the held-out loss is a deterministic function of
+            # the weights. About _VAL_EVALS evaluations (at least one per held-out
+            # sample, at most 16 per sample and level): held-out sample i gets levels
+            # i, i + 1, ... (mod L) on successive passes, so the levels are balanced.
+            L = len(levels)
+            k = np.arange(int(np.clip(_VAL_EVALS, n_val, 16 * n_val * L)))
+            rows, lev = k % n_val, (k % n_val + k // n_val) % L
+            Z_val = torch.as_tensor(Z[val_idx[rows]], **f32)
+            log_sig = log_levels[torch.as_tensor(lev, device=device)][:, None]
+            eps_val = torch.randn(Z_val.shape, generator=gen, **f32)
+            val = (torch.cat([Z_val + torch.exp(log_sig) * eps_val, log_sig], dim=1), eps_val)
+
+        opt = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        history = {"train_loss": [], "val_loss": []}
+        best_val, best_state, best_epoch, wait = np.inf, None, 0, 0
+        epoch = 0
+        self.interrupted_ = False
+        bar = None
+        if self.verbose:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=self.max_epochs, desc="DenoisingScore", unit="epoch")
+        try:
+            for epoch in range(1, self.max_epochs + 1):
+                train_loss = self._train_epoch(torch, net, opt, Z_train, log_levels, gen)
+                history["train_loss"].append(train_loss)
+                if val is not None:
+                    val_loss = self._eval_loss(torch, net, *val)
+                    history["val_loss"].append(val_loss)
+                    if val_loss < best_val - self.tol:
+                        wait = 0
+                    else:
+                        wait += 1
+                    if val_loss < best_val:
+                        best_val, best_epoch = val_loss, epoch
+                        best_state = copy.deepcopy(net.state_dict())
+                else:
+                    best_epoch, best_state = epoch, copy.deepcopy(net.state_dict())
+                if bar is not None:
+                    bar.update(1)
+                    post = {"train": f"{train_loss:.4f}"}
+                    if val is not None:
+                        post["val"] = f"{history['val_loss'][-1]:.4f}"
+                    bar.set_postfix(post)
+                if val is not None and self.patience is not None and wait >= self.patience:
+                    break
+        except KeyboardInterrupt:
+            self.interrupted_ = True
+            if val is not None:
+                # An epoch counts once its held-out loss is known.
+                del history["train_loss"][len(history["val_loss"]) :]
+            epoch = len(history["train_loss"])
+            if best_state is None:
+                msg = (
+                    "DenoisingScore training was interrupted before the first epoch "
+                    "finished; the network is essentially untrained."
+                )
+            else:
+                msg = (
+                    f"DenoisingScore training was interrupted after {epoch} epoch(s); "
+                    f"keeping the weights of epoch {best_epoch}."
+                )
+            warnings.warn(msg, UserWarning, stacklevel=2)
+        finally:
+            if bar is not None:
+                bar.close()
+        if best_state is not None:
+            net.load_state_dict(best_state)
+        net.eval()
+        for prm in net.parameters():
+            prm.requires_grad_(False)
+
+        self.network_ = net
+        self.noise_levels_ = levels
+        self.sigma_ = float(levels[-1])
+        self.location_ = location
+        self.scale_ = scale
+        self.n_epochs_ = epoch
+        self.best_epoch_ = best_epoch
+        self.history_ = history
+        return self
+
+    def _train_epoch(self, torch, net, opt, Z_train, log_levels, gen) -> float:
+        """One pass over the training rows with fresh noise; returns the mean loss."""
+        n = Z_train.shape[0]
+        bs = min(self.batch_size, n)
+        order = torch.randperm(n, generator=gen, device=Z_train.device)
+        total = 0.0
+        for start in range(0, n, bs):
+            z = Z_train[order[start : start + bs]]
+            lev = torch.randint(len(log_levels), (z.shape[0],), generator=gen, device=z.device)
+            log_sig = log_levels[lev, None]
+            eps = torch.randn(z.shape, generator=gen, device=z.device, dtype=z.dtype)
+            noisy = z + torch.exp(log_sig) * eps
+            loss = torch.mean((net(torch.cat([noisy, log_sig], dim=1)) - eps) ** 2)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * z.shape[0]
+        return total / n
+
+    @staticmethod
+    def _eval_loss(torch, net, inputs, eps) -> float:
+        with torch.no_grad():
+            total = 0.0
+            for start in range(0, eps.shape[0], _EVAL_ROWS):
+                sl = slice(start, start + _EVAL_ROWS)
+                total += float(torch.sum((net(inputs[sl]) - eps[sl]) ** 2))
+        return total / eps.numel()
+
+    # ------------------------------------------------------------------ inference
+
+    def _inference(self, X):
+        """Validated X in network units, plus torch, the evaluation net and its dtype."""
+        check_is_fitted(self, "network_")
+        X = self._validate_X(X, reset=False)
+        torch = _import_torch()
+        net = self.network_
+        dtype = torch.float32
+        if self.eval_dtype == "float64":
+            net = copy.deepcopy(net).double()
+            dtype = torch.float64
+        device = next(net.parameters()).device
+        log_sig = torch.log(torch.tensor(self.sigma_, dtype=dtype, device=device))
+        Z = (X - self.location_) / self.scale_
+        return torch, net, Z, dict(dtype=dtype, device=device), log_sig
+
+    def _width(self) -> int:
+        return max(self.n_features_in_ + 1, *self._check_hidden())
+
+    def score(self, X) -> np.ndarray:
+        """Return the smoothed score s_sigma(X) = -grad log p_sigma(X), shape (n, p).
+
+        p_sigma is the data density convolved with N(0, sigma_^2 D^2) (see the class
+        notes on units); evaluated at the smallest noise level.
+        """
+        torch, net, Z, opts, log_sig = self._inference(X)
+        out = np.empty_like(Z)
+        with torch.no_grad():
+            for start in range(0, Z.shape[0], _EVAL_ROWS):
+                sl = slice(start, start + _EVAL_ROWS)
+                z = torch.as_tensor(Z[sl], **opts)
+                out[sl] = net(_net_input(torch, z, log_sig)).cpu().numpy()
+        return out / (self.sigma_ * self.scale_)
+
+    def score_jacobian(self, X) -> np.ndarray:
+        """Return grad s_sigma(X), shape (n, p, p); [i, a, b] = d s_a / d x_b at x_i.
+
+        Computed by ``torch.func.vmap(jacrev(...))`` in row batches; not symmetrised.
+        """
+        torch, net, Z, opts, log_sig = self._inference(X)
+        n, p = Z.shape
+
+        def f_one(z):
+            return net(_net_input(torch, z, log_sig))
+
+        jac = torch.func.vmap(torch.func.jacrev(f_one))
+        rows = max(1, _JAC_ENTRIES // (p * self._width()))
+        out = np.empty((n, p, p))
+        for start in range(0, n, rows):
+            sl = slice(start, start + rows)
+            out[sl] = jac(torch.as_tensor(Z[sl], **opts)).cpu().numpy()
+        # s_x = D^{-1} s_z / sigma and z = D^{-1}(x - m): J_x = D^{-1} J_f D^{-1} / sigma.
+        inv = 1.0 / self.scale_
+        return out * (inv[:, None] * inv[None, :] / self.sigma_)
+
+    def second_order_sum(self, X, w) -> np.ndarray:
+        """Return S^T diag(w) S - sym(sum_i w_i grad s(x_i)), a symmetric (p, p) matrix.
+
+        Row batches; each batch's weighted Jacobian sum is the Jacobian of
+        v -> sum_i w_i s(x_i + v) at v = 0, so no per-sample p x p matrix is held.
+        """
+        torch, net, Z, opts, log_sig = self._inference(X)
+        n, p = Z.shape
+        w = check_weights(w, n)
+        rows = min(n, 1024)
+        chunk = max(1, min(p, _JAC_ENTRIES // (rows * self._width())))
+        sss = np.zeros((p, p))
+        jsum = np.zeros((p, p))
+        for start in range(0, n, rows):
+            sl = slice(start, start + rows)
+            z = torch.as_tensor(Z[sl], **opts)
+            wt = torch.as_tensor(w[sl], **opts)
+
+            def weighted_f(v, z=z, wt=wt):
+                return wt @ net(_net_input(torch, z + v, log_sig))
+
+            with torch.no_grad():
+                f = net(_net_input(torch, z, log_sig)).cpu().numpy().astype(float)
+            sss += (f * w[sl, None]).T @ f
+            v0 = torch.zeros(p, **opts)
+            jsum += torch.func.jacrev(weighted_f, chunk_size=chunk)(v0).cpu().numpy()
+        # Network units -> x units: s = D^{-1} f / sigma, grad s = D^{-1} grad f D^{-1} / sigma.
+        inv = 1.0 / self.scale_
+        outer = inv[:, None] * inv[None, :]
+        jsum = 0.5 * (jsum + jsum.T)
+        out = (sss / self.sigma_**2 - jsum / self.sigma_) * outer
+        return 0.5 * (out + out.T)

@@ -24,7 +24,7 @@ from ._stein import (
     first_order_matrix,
     second_order_matrix,
 )
-from ._streaming import StreamingMixin
+from ._streaming import StreamingMixin, moment_score
 from ._validation import check_responses, check_samples
 from .scores._registry import resolve_score
 
@@ -92,6 +92,12 @@ class SteinLatent(
         are orthonormal and the data are centred); a regressor (e.g.
         ``KNeighborsRegressor()``) is cloned and fitted on (z, x) for a nonlinear
         decoder; None skips it.
+    noise_floor : bool, default=True
+        Compute ``null_level_`` at order 2, the largest |eigenvalue| of the Stein matrix
+        with the responses permuted across rows, and warn when the spectrum sits at
+        that level (responses linear in x). It costs one more weighted pass over the
+        rows (about a third of an order-2 fit with the Gaussian score); False skips it
+        (``null_level_`` is None). ``order="both"`` needs it.
     random_state : int, RandomState or None, default=None
         Seeds the permutation nulls (degeneracy check, ``order="both"``) and selectors.
 
@@ -153,6 +159,7 @@ class SteinLatent(
         "response_type": [StrOptions({"auto", "continuous", "categorical"})],
         "selector": "no_validation",
         "decoder": [StrOptions({"linear"}), None, HasMethods(["fit", "predict"])],
+        "noise_floor": ["boolean"],
         "random_state": ["random_state"],
     }
 
@@ -166,6 +173,7 @@ class SteinLatent(
         response_type="auto",
         selector="ladle",
         decoder="linear",
+        noise_floor=True,
         random_state=None,
     ):
         self.n_components = n_components
@@ -175,15 +183,20 @@ class SteinLatent(
         self.response_type = response_type
         self.selector = selector
         self.decoder = decoder
+        self.noise_floor = noise_floor
         self.random_state = random_state
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X, Y=None):
         """Estimate the latent space from X (n, p) and optional responses Y (n, q).
 
+        With the Gaussian score the fit is one pass of sums over rows (see
+        :meth:`partial_fit` for chunks); a Dask array is fitted block by block with
+        one ``dask.compute`` (:func:`steinlatent.dask.fit_dask`).
+
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like or dask array of shape (n_samples, n_features)
         Y : array-like of shape (n_samples,) or (n_samples, n_responses), default=None
             None: unsupervised (y = x). Rows entirely NaN are unlabelled samples
             (semi-supervised).
@@ -193,15 +206,24 @@ class SteinLatent(
         self
         """
         self._validate_params()
+        if self.order == "both" and not self.noise_floor:
+            raise ValueError(
+                "order='both' divides each order's Stein matrix by its permutation noise "
+                "floor, so it needs noise_floor=True."
+            )
         if _is_dask_collection(X) or _is_dask_collection(Y):
             from .dask import fit_dask
 
             return fit_dask(self, X, Y)
         X = check_samples(self, X, reset=True)
+        if moment_score(self.score) is not None and self.order != "both":
+            # Gaussian score: one pass of sums over rows (steinlatent._sufficient).
+            return self._fit_sufficient(X, Y)
+        self.__dict__.pop("_stats", None)  # partial_fit cannot continue a generic fit
         resp = self._prepare_responses(X, Y)
         self.score_model_ = resolve_score(self.score).fit(X)
         self.order_ = self._resolve_order()
-        self._check_not_degenerate(resp)
+        self._check_not_degenerate(features_included=resp.features is not None)
         vectors, spectrum, M, null = self._decompose(X, resp, self.order_)
         self.stein_matrix_ = M
         self.null_level_ = null
@@ -217,13 +239,27 @@ class SteinLatent(
         return self
 
     def _prepare_responses(self, X, Y) -> StackedResponses:
-        n = X.shape[0]
         self.mean_ = X.mean(axis=0)
         Xc = X - self.mean_
         if Y is None:
             self.mode_ = "unsupervised"
             self.n_labelled_ = 0
             return StackedResponses(features=Xc, labels=None, labelled=None)
+        Y, labelled, include = self._check_Y(X, Y)
+        Y_lab = Y[labelled]
+        labels = Y_lab - Y_lab.mean(axis=0)
+        return StackedResponses(
+            features=Xc if include else None,
+            labels=labels,
+            labelled=labelled if self.mode_ == "semi-supervised" else slice(None),
+        )
+
+    def _check_Y(self, X, Y):
+        """Encode and check responses; set mode_ and n_labelled_.
+
+        Returns (Y as 2-D float64, labelled-row mask, whether x joins the responses).
+        """
+        n = X.shape[0]
         Y = self._encode_categorical(Y, n)
         Y, labelled = check_responses(Y, n)
         self.n_labelled_ = int(labelled.sum())
@@ -236,15 +272,10 @@ class SteinLatent(
         include = self.include_features
         if include == "auto":
             include = self.mode_ == "semi-supervised"
-        Y_lab = Y[labelled]
-        labels = Y_lab - Y_lab.mean(axis=0)
-        if not np.any(labels):
+        Y_lab = Y if self.mode_ == "supervised" else Y[labelled]
+        if not np.any(Y_lab != Y_lab.mean(axis=0)):  # Y_lab - mean == 0 exactly
             raise ValueError("Y is constant over the labelled rows: there is nothing to learn.")
-        return StackedResponses(
-            features=Xc if include else None,
-            labels=labels,
-            labelled=labelled if self.mode_ == "semi-supervised" else slice(None),
-        )
+        return Y, labelled, include
 
     def _encode_categorical(self, Y, n):
         kind = self.response_type
@@ -318,11 +349,11 @@ class SteinLatent(
             return self.mean_ + Z @ self.decoder_
         return np.asarray(self.decoder_.predict(Z), dtype=np.float64)
 
-    def _check_not_degenerate(self, resp: StackedResponses) -> None:
+    def _check_not_degenerate(self, *, features_included: bool) -> None:
         smoothed = getattr(self.score_model_, "smoothed", False)
         if (
             self.mode_ == "semi-supervised"
-            and resp.features is not None
+            and features_included
             and self.order_ == 1
             and not smoothed
         ):
@@ -380,7 +411,8 @@ class SteinLatent(
         if order == 2:
             M = self._stein_matrix(X, resp, 2)
             vectors, spectrum = decompose_second_order(M)
-            return vectors, spectrum, M, self._null_level(X, resp, 2)
+            null = self._null_level(X, resp, 2) if self.noise_floor else None
+            return vectors, spectrum, M, null
         # "both": each order in units of its own permutation noise floor.
         M1 = self._stein_matrix(X, resp, 1)
         M2 = self._stein_matrix(X, resp, 2)
@@ -440,6 +472,10 @@ class SteinLatent(
     def transform(self, X):
         """Project X on the latent space: (X - mean_) @ components_.T."""
         check_is_fitted(self)
+        if _is_dask_collection(X):  # stays lazy
+            from .dask import transform_dask
+
+            return transform_dask(self, X)
         X = validate_data(self, X, reset=False, dtype=np.float64, ensure_all_finite=True)
         return (X - self.mean_) @ self.components_.T
 

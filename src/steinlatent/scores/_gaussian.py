@@ -51,7 +51,11 @@ class GaussianScore(EllipticalScore):
     """
 
     _parameter_constraints: dict = {
-        "shrinkage": [None, StrOptions({"ledoit_wolf", "oas"}), Interval(Real, 0, 1, closed="both")],
+        "shrinkage": [
+            None,
+            StrOptions({"ledoit_wolf", "oas"}),
+            Interval(Real, 0, 1, closed="both"),
+        ],
         "rcond": [Interval(Real, 0, 1, closed="left")],
     }
 
@@ -80,6 +84,41 @@ class GaussianScore(EllipticalScore):
             cov = cov.fit(X).covariance_
         self.covariance_ = cov
         self.precision_ = inverse_covariance(cov, rcond=self.rcond)
+        return self
+
+    def _fit_moments(self, n_samples: int, location, covariance):
+        """Set the fitted state from the mean and ML covariance (divisor n) of the data.
+
+        Used by the sufficient-statistics paths of :class:`steinlatent.SteinLatent`
+        (``partial_fit``, Dask, large in-memory fits), which never hold a centred copy
+        of X. Reproduces :meth:`fit` for ``shrinkage`` None, a float, and "oas" (whose
+        shrinkage depends only on the covariance and n); "ledoit_wolf" needs fourth
+        moments and raises ``NotImplementedError``.
+        """
+        self._validate_params()
+        cov = np.asarray(covariance, dtype=np.float64)
+        p = cov.shape[0]
+        if self.shrinkage == "ledoit_wolf":
+            raise NotImplementedError(
+                "GaussianScore(shrinkage='ledoit_wolf') needs fourth moments of X; use "
+                "shrinkage=None, a float or 'oas' with sums over rows."
+            )
+        if self.shrinkage == "oas" and p > 1:
+            # Chen et al. (2010) as in sklearn.covariance.OAS: a function of (cov, n).
+            alpha = np.mean(cov**2)
+            mu = np.trace(cov) / p
+            num = alpha + mu**2
+            den = (n_samples + 1) * (alpha - mu**2 / p)
+            s = 1.0 if den == 0 else min(num / den, 1.0)
+            cov = (1.0 - s) * cov
+            cov.flat[:: p + 1] += s * mu
+        elif self.shrinkage not in (None, "oas"):
+            s = float(self.shrinkage)
+            cov = (1.0 - s) * cov + s * np.trace(cov) / p * np.eye(p)
+        self.location_ = np.asarray(location, dtype=np.float64).copy()
+        self.covariance_ = cov
+        self.precision_ = inverse_covariance(cov, rcond=self.rcond)
+        self.n_features_in_ = p
         return self
 
     def _radial(self, Q):

@@ -1,0 +1,18 @@
+"""Reproductions of the paper's experiments (needs ``pip install "steinlatent[experiments]"``).
+
+* :mod:`steinlatent.experiments.simulation`: the simulation grid of method.md §5.1.
+
+Shared runner utilities (seeding, resumable CSVs, joblib, progress) are in
+:mod:`steinlatent.experiments._common`.
+"""
+
+__all__ = ["simulation"]
+
+
+def __getattr__(name):
+    # Submodules import pandas / joblib / statsmodels; load them only when asked.
+    if name in __all__:
+        from importlib import import_module
+
+        return import_module(f".{name}", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

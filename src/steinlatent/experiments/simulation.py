@@ -1,0 +1,688 @@
+"""Reproduction of the paper's simulation (method.md §5.1, paper Fig. 2, Figs. S1-S4).
+
+Grid: p in {30, 50, 80, 100}, n in {300, ..., 9000}, x normal / t(10) / hyperbolic,
+links linear / pairs / random_pairs, q = 20, r = 3, noise sd 0.5. In every repetition
+a fresh design (B, Sigma, links) is drawn from a seed that depends on (p, x, link, rep)
+but not on n, so the curves over n share their designs (common random numbers).
+
+Methods (column ``method``; ``role`` says which are the paper's):
+
+==================  =======  =============================================================
+method              role     estimator
+==================  =======  =============================================================
+``stein1``          paper    first-order Stein, score fitted from X (Gaussian ML; t and
+                             hyperbolic by ECME), ``SteinLatent(order=1)``
+``stein2``          paper    second-order Stein, same fitted score (nonlinear links only)
+``rrr``             paper    reduced-rank regression
+``nim``             paper    neural index model (torch; hidden 32, Adam, batch 0.5% of n)
+``stein1_oracle``   oracle   first order with the true score of x
+``stein2_oracle``   oracle   second order with the true score (nonlinear links only)
+``sir_mean`` ...    peer     SIR / SAVE / pHd on the mean response and on the first
+                             principal component of Y; PLS; PCA of x (see ``_peers``)
+==================  =======  =============================================================
+
+Distances are :func:`steinlatent.metrics.subspace_distance` to the true B; fit times
+are wall-clock seconds of ``fit`` (score fitting included) on one thread.
+
+Results go to tidy CSVs in ``out`` (one row per repetition x method x setting):
+``simulation-core.csv`` (every method but the network) and ``simulation-nim.csv`` (the
+network, kept apart so that its long run can be stopped without touching the rest).
+Both are resumable: rerunning a command skips the tasks already on disk.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ..scores._base import ScoreModel
+from ..scores._elliptical import EllipticalScore, inverse_covariance
+from ._common import ResultStore, run_tasks, task_seed, timed
+
+__all__ = [
+    "P_GRID",
+    "N_GRID",
+    "X_DISTS",
+    "LINKS",
+    "CORE_METHODS",
+    "OracleEllipticalScore",
+    "simulation_tasks",
+    "run_simulation",
+    "load_results",
+    "summarize",
+    "report_tables",
+    "add_arguments",
+    "run_cli",
+]
+
+P_GRID = (30, 50, 80, 100)
+N_GRID = (300, 500, 1000, 3000, 5000, 7000, 9000)
+X_DISTS = ("normal", "t", "hyperbolic")
+LINKS = ("linear", "pairs", "random_pairs")
+Q_RESPONSES = 20
+R_LATENT = 3
+NOISE = 0.5
+FITTED_SCORE = {"normal": "gaussian", "t": "t", "hyperbolic": "hyperbolic"}
+PEER_METHODS = (
+    "sir_mean",
+    "sir_pc1",
+    "save_mean",
+    "save_pc1",
+    "phd_mean",
+    "phd_pc1",
+    "pls",
+    "pca",
+)
+CORE_METHODS = ("stein1", "stein2", "rrr", "stein1_oracle", "stein2_oracle") + PEER_METHODS
+
+KEY_COLUMNS = ("group", "p", "n", "x_dist", "link", "rep")
+COLUMNS = KEY_COLUMNS + (
+    "seed",
+    "method",
+    "role",
+    "score",
+    "distance",
+    "fit_time_s",
+    "status",
+    "detail",
+)
+QUICK = {
+    "p": (30,),
+    "n": (300, 1000),
+    "reps": 2,
+    "nim_reps": 1,
+    "nim_n": (300, 1000),
+    "nim_epochs": 5,
+}
+
+
+class OracleEllipticalScore(EllipticalScore):
+    """The exact score of the simulation's x, in the elliptical closed form (O(n p^2)).
+
+    ``fit`` only records the known dispersion; nothing is estimated from X. With
+    P = Sigma^{-1} and Q = x^T P x, s(x) = c(Q) P x with c = 1 (normal),
+    (p + df)/(df - 2 + Q) (t with Cov = Sigma), sqrt(psi/(chi + Q)) (hyperbolic),
+    as in method.md §2.
+
+    Parameters
+    ----------
+    x_dist : {"normal", "t", "hyperbolic"}
+    Sigma : ndarray of shape (p, p)
+    df, chi, psi : float
+        Degrees of freedom (t) and GIG parameters (hyperbolic).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> s = OracleEllipticalScore("t", np.eye(2), df=10.0).fit(np.zeros((1, 2)))
+    >>> s.score(np.array([[1.0, 0.0]]))  # (2 + 10) / (10 - 2 + 1) = 4/3
+    array([[1.33333333, 0.        ]])
+    """
+
+    _parameter_constraints: dict = {}
+
+    def __init__(self, x_dist="normal", Sigma=None, *, df=10.0, chi=1.0, psi=1.0):
+        self.x_dist = x_dist
+        self.Sigma = Sigma
+        self.df = df
+        self.chi = chi
+        self.psi = psi
+
+    def fit(self, X, y=None):
+        """Record the true location (0) and dispersion; X only fixes n_features_in_."""
+        X = self._validate_X(X, reset=True)
+        Sigma = np.asarray(self.Sigma, dtype=np.float64)
+        if Sigma.shape != (X.shape[1],) * 2:
+            raise ValueError(f"Sigma has shape {Sigma.shape}; X has {X.shape[1]} features.")
+        self.location_ = np.zeros(X.shape[1])
+        self.covariance_ = Sigma
+        self.precision_ = inverse_covariance(Sigma)
+        return self
+
+    def _radial(self, Q):
+        p = self.precision_.shape[0]
+        if self.x_dist == "normal":
+            return np.ones_like(Q), np.zeros_like(Q)
+        if self.x_dist == "t":
+            d = self.df - 2.0 + Q
+            return (p + self.df) / d, -(p + self.df) / d**2
+        if self.x_dist == "hyperbolic":
+            root = np.sqrt(self.chi + Q)
+            return np.sqrt(self.psi) / root, -0.5 * np.sqrt(self.psi) / root**3
+        raise ValueError(f"x_dist must be one of {X_DISTS}; got {self.x_dist!r}.")
+
+
+class _FittedScore(ScoreModel):
+    """A score model fitted once and shared by the first- and second-order fits.
+
+    ``fit`` is a no-op and cloning returns the same object, so ``SteinLatent`` uses the
+    already fitted ``model``. The time of the one real fit is added to each Stein row.
+    """
+
+    def __init__(self, model=None):
+        self.model = model
+
+    def __sklearn_clone__(self):
+        return self
+
+    def fit(self, X, y=None):
+        return self
+
+    def score(self, X):
+        return self.model.score(X)
+
+    def second_order_sum(self, X, w):
+        return self.model.second_order_sum(X, w)
+
+
+# ------------------------------------------------------------------------------ tasks
+def simulation_tasks(
+    p: Sequence[int] = P_GRID,
+    n: Sequence[int] = N_GRID,
+    *,
+    x_dists: Sequence[str] = X_DISTS,
+    links: Sequence[str] = LINKS,
+    reps: int = 100,
+    nim_reps: int | None = None,
+    nim_n: Sequence[int] | None = None,
+    nim_epochs: int = 200,
+    groups: Sequence[str] = ("core", "nim"),
+    peers: bool = True,
+    seed: int = 0,
+) -> list[dict]:
+    """The task list of a simulation run, repetition-major.
+
+    Repetition-major order means a run stopped early holds about the same number of
+    repetitions in every cell. ``core`` tasks fit every method except the network;
+    ``nim`` tasks fit the network only, for repetitions ``< nim_reps`` (default: all)
+    and sample sizes in ``nim_n`` (default: all of ``n``), with ``nim_epochs`` epochs.
+    ``peers=False`` leaves the classical peers out of the core tasks.
+    """
+    for name, values, allowed in (
+        ("x_dists", x_dists, X_DISTS),
+        ("links", links, LINKS),
+        ("groups", groups, ("core", "nim")),
+    ):
+        bad = set(values) - set(allowed)
+        if bad:
+            raise ValueError(f"{name} has unknown values {sorted(bad)}; allowed: {allowed}.")
+    if reps < 1:
+        raise ValueError(f"reps must be >= 1; got {reps}.")
+    nim_reps = reps if nim_reps is None else min(nim_reps, reps)
+    nim_n = tuple(n) if nim_n is None else tuple(nim_n)
+    tasks = []
+    for rep in range(reps):
+        for pp in p:
+            for xd in x_dists:
+                for link in links:
+                    design_seed = task_seed(seed, "simulation", pp, xd, link, rep)
+                    for nn in n:
+                        base = {
+                            "p": int(pp),
+                            "n": int(nn),
+                            "x_dist": xd,
+                            "link": link,
+                            "rep": rep,
+                            "seed": design_seed,
+                        }
+                        if "core" in groups:
+                            tasks.append({"group": "core", "peers": peers, **base})
+                        if "nim" in groups and rep < nim_reps and nn in nim_n:
+                            tasks.append({"group": "nim", "nim_epochs": nim_epochs, **base})
+    return tasks
+
+
+def _simulate(task):
+    from ..datasets._simulation import make_index_model
+
+    return make_index_model(
+        task["n"],
+        task["p"],
+        Q_RESPONSES,
+        R_LATENT,
+        x_dist=task["x_dist"],
+        link=task["link"],
+        noise=NOISE,
+        random_state=task["seed"],
+        return_params=True,
+    )
+
+
+def _distance(basis, B) -> float:
+    from ..metrics import subspace_distance
+
+    return subspace_distance(basis, B)
+
+
+def _row(task, method, role, score, fit):
+    """Run ``fit() -> p x r basis`` and turn it into a result row (errors recorded)."""
+    row = {k: task[k] for k in KEY_COLUMNS + ("seed",)}
+    row.update(method=method, role=role, score=score, detail="")
+    try:
+        basis, seconds = timed(fit)
+        row.update(distance=_distance(basis, task["_B"]), fit_time_s=seconds, status="ok")
+    except Exception as exc:  # a failed fit is a result (NaN distance), not a crash
+        row.update(
+            distance=float("nan"),
+            fit_time_s=float("nan"),
+            status=f"error: {type(exc).__name__}: {str(exc)[:200]}",
+        )
+    return row
+
+
+def _stein_fit(X, Y, order, score, seed):
+    from .._estimator import SteinLatent
+
+    def fit():
+        est = SteinLatent(R_LATENT, order=order, score=score, decoder=None, random_state=seed)
+        return est.fit(X, Y).components_.T
+
+    return fit
+
+
+def _stein_rows(task, X, Y, score, label, role, suffix):
+    """First order (and second order for nonlinear links) sharing one score fit."""
+    from ..scores._registry import resolve_score
+
+    model = resolve_score(score)
+    try:
+        _, score_s = timed(model.fit, X)
+    except Exception as exc:  # recorded as failed rows below
+        model, score_s, error = None, float("nan"), exc
+    orders = (1, 2) if task["link"] != "linear" else (1,)  # order 2 is blind to linear links
+    rows = []
+    for order in orders:
+        method = f"stein{order}{suffix}"
+        if model is None:
+
+            def fit(exc=error):
+                raise exc
+        else:
+            fit = _stein_fit(X, Y, order, _FittedScore(model), task["seed"])
+        row = _row(task, method, role, label, fit)
+        row["fit_time_s"] += score_s  # every Stein fit pays for its score once
+        row["detail"] = f"score_fit_s={score_s:.4g}"
+        rows.append(row)
+    return rows
+
+
+def _core_task(task) -> list[dict]:
+    from ..baselines import ReducedRankRegression
+    from ._peers import PEERS
+
+    X, Y, B, design = _simulate(task)
+    task = {**task, "_B": B}
+    fitted = FITTED_SCORE[task["x_dist"]]
+    oracle = OracleEllipticalScore(
+        task["x_dist"], design["Sigma"], df=design["df"], chi=design["chi"], psi=design["psi"]
+    )
+    rows = _stein_rows(task, X, Y, fitted, fitted, "paper", "")
+    rows.append(
+        _row(
+            task,
+            "rrr",
+            "paper",
+            "",
+            lambda: ReducedRankRegression(R_LATENT).fit(X, Y).components_.T,
+        )
+    )
+    rows += _stein_rows(task, X, Y, oracle, "oracle", "oracle", "_oracle")
+    if task.get("peers", True):
+        for name in PEER_METHODS:
+            rows.append(_row(task, name, "peer", "", lambda f=PEERS[name]: f(X, Y, R_LATENT)))
+    return rows
+
+
+def _nim_task(task) -> list[dict]:
+    from ..baselines import NeuralIndexModel
+
+    X, Y, B, _ = _simulate(task)
+    task = {**task, "_B": B}
+    model = NeuralIndexModel(R_LATENT, max_epochs=task["nim_epochs"], random_state=task["seed"])
+    row = _row(task, "nim", "paper", "", lambda: model.fit(X, Y).components_.T)
+    row["detail"] = f"epochs={task['nim_epochs']};batch={getattr(model, 'batch_size_', '')}"
+    return [row]
+
+
+def _run_task(task) -> list[dict]:
+    return _core_task(task) if task["group"] == "core" else _nim_task(task)
+
+
+# ------------------------------------------------------------------------------ runner
+def _store(out: Path, group: str) -> ResultStore:
+    path = out / f"simulation-{group}.csv"
+    packed = path.with_name(path.name + ".gz")
+    if not path.exists() and packed.exists():
+        # Resume from the committed (gzipped) results: unpack them to append to.
+        import gzip
+        import shutil
+
+        with gzip.open(packed, "rb") as src, path.open("wb") as dst:
+            shutil.copyfileobj(src, dst)
+    return ResultStore(path, KEY_COLUMNS, COLUMNS)
+
+
+def run_simulation(
+    out,
+    *,
+    p: Sequence[int] = P_GRID,
+    n: Sequence[int] = N_GRID,
+    x_dists: Sequence[str] = X_DISTS,
+    links: Sequence[str] = LINKS,
+    reps: int = 100,
+    nim_reps: int | None = None,
+    nim_n: Sequence[int] | None = None,
+    nim_epochs: int = 200,
+    groups: Sequence[str] = ("core", "nim"),
+    peers: bool = True,
+    n_jobs: int = 1,
+    seed: int = 0,
+    progress: bool = True,
+    figures: bool = True,
+):
+    """Run (or resume) the simulation grid, then write the summary and the figures.
+
+    Parameters
+    ----------
+    out : str or Path
+        Output folder: ``simulation-core.csv``, ``simulation-nim.csv``,
+        ``summary.csv`` (medians per cell), ``tables.md`` (:func:`report_tables`),
+        ``runs.jsonl`` (one line per invocation,
+        with its arguments and wall time) and ``simulation_p{p}.png`` figures.
+    p, n, x_dists, links, reps
+        The grid (defaults: the paper's, 100 repetitions).
+    nim_reps, nim_n, nim_epochs
+        Restrict the (slow) neural index model to the first ``nim_reps`` repetitions
+        and the sample sizes ``nim_n``; ``nim_epochs`` epochs (the paper: 200).
+    groups : subset of {"core", "nim"}
+        Which task groups to run.
+    peers : bool, default=True
+        Fit the classical peers (SIR, SAVE, pHd, PLS, PCA) in the core tasks.
+    n_jobs : int, default=1
+        joblib workers.
+    seed : int, default=0
+        Base seed; each task's seed is derived from it and the task's coordinates.
+    progress, figures : bool
+
+    Returns
+    -------
+    pandas.DataFrame
+        All result rows in ``out`` (including earlier runs).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from steinlatent.experiments.simulation import run_simulation
+    >>> df = run_simulation(tempfile.mkdtemp(), p=[10], n=[400], x_dists=["normal"],
+    ...                     links=["pairs"], reps=1, groups=["core"], progress=False,
+    ...                     figures=False)
+    >>> sorted(df.method)[:3]
+    ['pca', 'phd_mean', 'phd_pc1']
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    tasks = simulation_tasks(
+        p,
+        n,
+        x_dists=x_dists,
+        links=links,
+        reps=reps,
+        nim_reps=nim_reps,
+        nim_n=nim_n,
+        nim_epochs=nim_epochs,
+        groups=groups,
+        peers=peers,
+        seed=seed,
+    )
+    start = time.time()
+    record = {
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "p": list(p),
+        "n": list(n),
+        "x_dists": list(x_dists),
+        "links": list(links),
+        "reps": reps,
+        "nim_reps": nim_reps,
+        "nim_n": None if nim_n is None else list(nim_n),
+        "nim_epochs": nim_epochs,
+        "groups": list(groups),
+        "peers": peers,
+        "n_jobs": n_jobs,
+        "seed": seed,
+    }
+    try:
+        for group in ("core", "nim"):
+            todo = [t for t in tasks if t["group"] == group]
+            if todo:
+                run_tasks(
+                    _run_task,
+                    todo,
+                    _store(out, group),
+                    n_jobs=n_jobs,
+                    progress=progress,
+                    desc=f"simulation {group}",
+                )
+    finally:
+        record["wall_s"] = round(time.time() - start, 1)
+        with (out / "runs.jsonl").open("a") as fh:
+            fh.write(json.dumps(record) + "\n")
+    df = load_results(out)
+    summarize(df).to_csv(out / "summary.csv", index=False)
+    (out / "tables.md").write_text(report_tables(df))
+    if figures:
+        from ._figures import plot_simulation
+
+        plot_simulation(df, out)
+    return df
+
+
+def load_results(out):
+    """All result rows of ``out`` (core and network CSVs) as one DataFrame.
+
+    Reads ``simulation-{group}.csv``, or its gzipped copy ``.csv.gz`` (the committed
+    form) when the plain file is absent. :func:`run_simulation` unpacks a gzipped copy
+    before resuming.
+    """
+    import pandas as pd
+
+    out = Path(out)
+    files = {f.name[: -len(".gz")]: f for f in out.glob("simulation-*.csv.gz")}
+    files.update({f.name: f for f in out.glob("simulation-*.csv")})
+    frames = [pd.read_csv(files[name]) for name in sorted(files)]
+    if not frames:
+        raise FileNotFoundError(f"No simulation-*.csv results in {out}.")
+    return pd.concat(frames, ignore_index=True)
+
+
+def summarize(df):
+    """Median distance, repetitions, failures and median fit time per cell and method."""
+    keys = ["p", "n", "x_dist", "link", "method", "role", "score"]
+    df = df.assign(score=df["score"].fillna(""), ok=df["status"].eq("ok"))
+    g = df.groupby(keys, sort=True)
+    res = g.agg(
+        median_distance=("distance", "median"),
+        q25_distance=("distance", lambda s: s.quantile(0.25)),
+        q75_distance=("distance", lambda s: s.quantile(0.75)),
+        n_reps=("ok", "sum"),
+        n_failed=("ok", lambda s: int((~s).sum())),
+        median_fit_time_s=("fit_time_s", "median"),
+    )
+    return res.reset_index()
+
+
+def report_tables(df, *, ns: Sequence[int] = (1000, 9000)) -> str:
+    """Markdown tables of a results frame: repetitions run, medians at ``ns``, fit times.
+
+    Medians are over the successful repetitions of each cell; the repetition table
+    says how many there were, so a partial run is never mistaken for the full grid.
+    """
+    summ = summarize(df)
+    order = [m for m in CORE_METHODS[:5] + ("nim",) + PEER_METHODS if m in set(summ.method)]
+    lines = ["# Simulation results (generated by steinlatent.experiments.simulation)", ""]
+    lines += ["## Repetitions per cell (successful fits: min-max over cells)", ""]
+    reps = summ.groupby(["p", "method"]).n_reps.agg(["min", "max"]).reset_index()
+    cells = summ.groupby(["p", "method"]).size().rename("cells").reset_index()
+    reps = reps.merge(cells, on=["p", "method"])
+    lines += [
+        "| p | method | cells (n x x-law x link) | reps min | reps max |",
+        "|---|---|---|---|---|",
+    ]
+    for r in reps.itertuples():
+        lines.append(f"| {r.p} | {r.method} | {r.cells} | {r.min} | {r.max} |")
+    failed = summ.groupby("method").n_failed.sum()
+    failed = failed[failed > 0]
+    lines += [
+        "",
+        "Failed fits (distance NaN): "
+        + (", ".join(f"{m} {k}" for m, k in failed.items()) if len(failed) else "none"),
+    ]
+    for p in sorted(summ.p.unique()):
+        for n in ns:
+            cell = summ[(summ.p == p) & (summ.n == n)]
+            if cell.empty:
+                continue
+            cols = [m for m in order if m in set(cell.method)]
+            lines += [
+                "",
+                f"## Median distance, p = {p}, n = {n}",
+                "",
+                "| x | link | " + " | ".join(cols) + " |",
+                "|---|---|" + "---|" * len(cols),
+            ]
+            for xd in X_DISTS:
+                for link in LINKS:
+                    sub = cell[(cell.x_dist == xd) & (cell.link == link)].set_index("method")
+                    if sub.empty:
+                        continue
+                    vals = [
+                        f"{sub.median_distance[m]:.3f}" if m in sub.index else "-" for m in cols
+                    ]
+                    lines.append(f"| {xd} | {link} | " + " | ".join(vals) + " |")
+    lines += ["", "## Median fit time per method (seconds, one thread; all x-laws and links)", ""]
+    for p in sorted(summ.p.unique()):
+        sub = df[(df.p == p) & df.status.eq("ok")]
+        tab = sub.groupby(["method", "n"]).fit_time_s.median().unstack("n")
+        nn = list(tab.columns)
+        lines += [
+            f"p = {p}",
+            "",
+            "| method | " + " | ".join(f"n={n}" for n in nn) + " |",
+            "|---|" + "---|" * len(nn),
+        ]
+        for m in [m for m in order if m in tab.index]:
+            lines.append(
+                f"| {m} | "
+                + " | ".join("-" if np.isnan(v) else f"{v:.3g}" for v in tab.loc[m])
+                + " |"
+            )
+        big = sub[sub.n == sub.n.max()].groupby("method").fit_time_s.median()
+        if "nim" in big.index:
+            for m in ("stein1", "stein2"):
+                if m in big.index:
+                    lines.append(
+                        f"\nAt n = {sub.n.max()}: nim / {m} median fit time = "
+                        f"{big['nim'] / big[m]:.0f}"
+                    )
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------------- CLI
+def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add the options of ``steinlatent reproduce simulation`` to ``parser``."""
+    mode = parser.add_mutually_exclusive_group(required=True)
+    mode.add_argument(
+        "--quick",
+        action="store_true",
+        help="pipeline check: p=30, n in {300, 1000}, 2 repetitions, "
+        "network 5 epochs (a few minutes on 2 cores)",
+    )
+    mode.add_argument(
+        "--full",
+        action="store_true",
+        help="the paper's grid: every p, n, 100 repetitions, network 200 epochs",
+    )
+    parser.add_argument("--out", required=True, help="output folder (resumable)")
+    parser.add_argument("--p", type=int, nargs="+", help="override the p values")
+    parser.add_argument("--n", type=int, nargs="+", help="override the n values")
+    parser.add_argument("--x", nargs="+", choices=X_DISTS, help="distributions of x")
+    parser.add_argument("--links", nargs="+", choices=LINKS, help="link mechanisms")
+    parser.add_argument("--reps", type=int, help="repetitions (override)")
+    parser.add_argument(
+        "--nim-reps", type=int, help="repetitions that also fit the neural index model"
+    )
+    parser.add_argument(
+        "--nim-n",
+        type=int,
+        nargs="+",
+        help="sample sizes at which the neural index model is fitted",
+    )
+    parser.add_argument("--nim-epochs", type=int, help="epochs of the neural index model")
+    parser.add_argument(
+        "--groups",
+        nargs="+",
+        choices=("core", "nim"),
+        default=["core", "nim"],
+        help="task groups to run",
+    )
+    parser.add_argument("--no-peers", action="store_true", help="skip SIR, SAVE, pHd, PLS and PCA")
+    parser.add_argument("--n-jobs", type=int, default=1, help="parallel workers (joblib)")
+    parser.add_argument("--seed", type=int, default=0, help="base seed")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
+    return parser
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    """Run ``steinlatent reproduce simulation`` from parsed arguments; returns an exit code."""
+    cfg = (
+        dict(QUICK)
+        if args.quick
+        else {
+            "p": P_GRID,
+            "n": N_GRID,
+            "reps": 100,
+            "nim_reps": None,
+            "nim_n": None,
+            "nim_epochs": 200,
+        }
+    )
+    for name in ("p", "n", "reps", "nim_reps", "nim_n", "nim_epochs"):
+        value = getattr(args, name)
+        if value is not None:
+            cfg[name] = value
+    df = run_simulation(
+        args.out,
+        x_dists=args.x or X_DISTS,
+        links=args.links or LINKS,
+        groups=args.groups,
+        peers=not args.no_peers,
+        n_jobs=args.n_jobs,
+        seed=args.seed,
+        progress=not args.no_progress,
+        figures=not args.no_figures,
+        **cfg,
+    )
+    failed = int((df["status"] != "ok").sum())
+    print(
+        f"{len(df)} result rows in {args.out} ({failed} failed fits); "
+        f"summary in {Path(args.out) / 'summary.csv'}"
+    )
+    return 0
+
+
+def main(argv=None) -> int:
+    """Stand-alone entry: ``python -m steinlatent.experiments.simulation --quick --out DIR``."""
+    parser = argparse.ArgumentParser(
+        prog="steinlatent reproduce simulation", description=__doc__.splitlines()[0]
+    )
+    return run_cli(add_arguments(parser).parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,237 @@
+"""The Dask path equals the numpy fit; blocks are read once; bad blocks are named."""
+
+import resource
+import tracemalloc
+import warnings
+
+import numpy as np
+import pytest
+
+from steinlatent import SteinLatent
+from steinlatent.scores import GaussianScore
+
+from .conftest import index_data, random_covariance
+
+dask = pytest.importorskip("dask")
+da = pytest.importorskip("dask.array")
+
+PUBLIC = ["stein_matrix_", "components_", "mean_", "decoder_", "singular_values_",
+          "eigenvalues_", "n_components_", "n_features_in_", "mode_", "n_labelled_",
+          "order_", "n_samples_seen_"]
+
+
+def _data(rng, n=3000, p=6, q=4):
+    X, Y, _ = index_data(rng, n, p, q, 2, cov=random_covariance(rng, p))
+    return X + 1.5, Y - 2.0
+
+
+def _semi(Y, rng):
+    Ys = Y.copy()
+    Ys[rng.random(len(Y)) < 0.5] = np.nan
+    return Ys
+
+
+def assert_matches_numpy(lazy_est, eager_est):
+    """Every public fitted attribute equal (1e-10 relative), numpy typed; null level None."""
+    for name in PUBLIC:
+        if not hasattr(eager_est, name):
+            assert not hasattr(lazy_est, name), name
+            continue
+        a, b = getattr(lazy_est, name), getattr(eager_est, name)
+        if isinstance(b, np.ndarray):
+            assert type(a) is np.ndarray, name
+            np.testing.assert_allclose(a, b, rtol=0, atol=1e-10 * np.abs(b).max(), err_msg=name)
+        else:
+            assert a == b, name
+    assert lazy_est.null_level_ is None
+    assert isinstance(lazy_est.score_model_, GaussianScore)
+    np.testing.assert_allclose(
+        lazy_est.score_model_.precision_, eager_est.score_model_.precision_, atol=1e-9
+    )
+
+
+SETTINGS = [
+    ({"order": 1}, "sup"),
+    ({"order": 2}, "sup"),
+    ({"order": 2}, "unsup"),
+    ({"order": 1}, "semi"),
+    ({"order": 2}, "semi"),
+    ({"order": 1, "score": GaussianScore(shrinkage=0.2)}, "unsup"),
+]
+
+
+def _fit_pair(rng, kwargs, kind, chunks=450, y_as="dask"):
+    X, Y = _data(rng)
+    Y = {"sup": Y, "unsup": None, "semi": _semi(Y, rng)}[kind]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        eager = SteinLatent(3, **kwargs).fit(X, Y)
+        Xd = da.from_array(X, chunks=(chunks, 4))  # column chunks are merged
+        Yd = Y if (Y is None or y_as == "numpy") else da.from_array(Y, chunks=(700, -1))
+        lazy = SteinLatent(3, **kwargs).fit(Xd, Yd)
+    return lazy, eager, X
+
+
+@pytest.mark.parametrize("kwargs, kind", SETTINGS)
+def test_dask_equals_numpy_threads(rng, kwargs, kind):
+    with dask.config.set(scheduler="threads"):
+        lazy, eager, _ = _fit_pair(rng, kwargs, kind)
+    assert_matches_numpy(lazy, eager)
+
+
+@pytest.mark.parametrize("chunks", [3000, 1000, 137])
+def test_block_size_invariance_and_numpy_responses(rng, chunks):
+    with dask.config.set(scheduler="sync"):
+        lazy, eager, _ = _fit_pair(rng, {"order": 2}, "semi", chunks=chunks, y_as="numpy")
+    assert_matches_numpy(lazy, eager)
+
+
+def test_one_compute_and_each_block_read_once(rng, monkeypatch):
+    X, Y = _data(rng)
+    reads = []
+
+    def load(block):
+        reads.append(block.shape)
+        return block
+
+    Xd = da.from_array(X, chunks=500).map_blocks(load, dtype=float)
+    calls = []
+    real_compute = dask.compute
+
+    def counting_compute(*args, **kwargs):
+        calls.append(1)
+        return real_compute(*args, **kwargs)
+
+    monkeypatch.setattr(dask, "compute", counting_compute)
+    with dask.config.set(scheduler="threads"):
+        SteinLatent(2, order=2).fit(Xd, Y)
+    assert len(calls) == 1
+    # one read per block, plus map_blocks' own dtype probe on a 0-row array
+    assert sorted(r for r in reads if r[0] > 0) == [(500, 6)] * 6
+
+
+def test_transform_stays_lazy(rng):
+    X, Y = _data(rng)
+    est = SteinLatent(2, order=1).fit(X, Y)
+    Xd = da.from_array(X, chunks=800)
+    Z = est.transform(Xd)
+    assert isinstance(Z, da.Array) and Z.shape == (3000, 2) and Z.chunks[0] == Xd.chunks[0]
+    with dask.config.set(scheduler="threads"):
+        np.testing.assert_allclose(Z.compute(), est.transform(X), atol=1e-12)
+        Zf = SteinLatent(2, order=1).fit_transform(Xd, Y)
+    assert isinstance(Zf, da.Array)
+    with pytest.raises(ValueError, match="expecting 6 features"):
+        est.transform(da.from_array(X[:, :5], chunks=800))
+
+
+@pytest.mark.parametrize(
+    "case, match",
+    [
+        ("nan_x", "chunk 2 of X contains NaN"),
+        ("inf_x", "chunk 2 of X contains infinity"),
+        ("y_partial", "chunk 1 of Y has NaN in 1 row"),
+        ("y_rows", "Y has 2999 rows but X has 3000"),
+        ("labels", "class labels"),
+        ("score", "Dask fit needs a score"),
+    ],
+)
+def test_bad_blocks_and_inputs_raise_clearly(rng, case, match):
+    X, Y = _data(rng)
+    kwargs = {}
+    if case == "nan_x":
+        X[1100, 3] = np.nan
+    elif case == "inf_x":
+        X[1100, 3] = np.inf
+    elif case == "y_partial":
+        Y[600, 0] = np.nan
+    elif case == "y_rows":
+        Y = Y[:-1]
+    elif case == "labels":
+        Y = da.from_array(np.arange(3000) % 3, chunks=500)
+    elif case == "score":
+        kwargs = {"score": "t"}
+    Xd = da.from_array(X, chunks=500)
+    with dask.config.set(scheduler="threads"), pytest.raises(ValueError, match=match):
+        SteinLatent(2, order=1, **kwargs).fit(Xd, Y)
+
+
+def test_memory_stays_bounded_on_disk_array(tmp_path, rng):
+    # A 48 MB zarr array read block by block: traced memory is a few blocks, not the data.
+    zarr = pytest.importorskip("zarr")
+    n, p = 120_000, 50
+    z = zarr.create_array(store=str(tmp_path / "x.zarr"), shape=(n, p), chunks=(10_000, p),
+                          dtype="f8", compressors=None)
+    for s in range(0, n, 10_000):
+        z[s : s + 10_000] = rng.normal(size=(10_000, p))
+    Xd = da.from_zarr(str(tmp_path / "x.zarr"))
+    tracemalloc.start()
+    try:
+        with dask.config.set(scheduler="sync"):
+            est = SteinLatent(2, order=2).fit(Xd)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 0.4 * n * p * 8, peak
+    eager = SteinLatent(2, order=2).fit(np.asarray(z[:]))
+    assert_matches_numpy(est, eager)
+
+
+# ------------------------------------------------------------------ distributed
+@pytest.fixture(scope="module")
+def cluster_client():
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+        memory_limit="1GB",
+    )
+    client = distributed.Client(cluster)
+    try:
+        yield client
+    finally:
+        client.close()
+        cluster.close()
+
+
+def test_dask_equals_numpy_on_local_cluster(rng, cluster_client):
+    # Two worker processes: statistics are pickled between processes and merged.
+    assert len(cluster_client.scheduler_info()["workers"]) == 2
+    lazy, eager, X = _fit_pair(rng, {"order": 2}, "semi")
+    assert_matches_numpy(lazy, eager)
+    Z = lazy.transform(da.from_array(X, chunks=700))
+    np.testing.assert_allclose(Z.compute(), eager.transform(X), atol=1e-10)
+    with pytest.raises(ValueError, match="chunk 2 of X contains NaN"):
+        Xbad = X.copy()
+        Xbad[1000] = np.nan
+        SteinLatent(2, order=1).fit(da.from_array(Xbad, chunks=450), _data(rng)[1])
+
+
+@pytest.mark.slow
+def test_out_of_core_larger_than_worker_memory(tmp_path):
+    # 1.2 GB on disk, two workers limited to 400 MB each: fitted block by block.
+    distributed = pytest.importorskip("distributed")
+    zarr = pytest.importorskip("zarr")
+    rng = np.random.default_rng(0)
+    n, p, q, step = 1_500_000, 100, 5, 50_000
+    zx = zarr.create_array(store=str(tmp_path / "x.zarr"), shape=(n, p), chunks=(step, p),
+                           dtype="f8", compressors=None)
+    zy = zarr.create_array(store=str(tmp_path / "y.zarr"), shape=(n, q), chunks=(step, q),
+                           dtype="f8", compressors=None)
+    B = np.linalg.qr(rng.normal(size=(p, 2)))[0]
+    A = rng.normal(size=(2, q))
+    for s in range(0, n, step):
+        Xb = rng.normal(size=(step, p))
+        zx[s : s + step] = Xb
+        zy[s : s + step] = np.tanh(Xb @ B) @ A + 0.1 * rng.normal(size=(step, q))
+    limit = 400 * 2**20
+    assert zx.nbytes > 2 * limit
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  memory_limit=limit, dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        est = SteinLatent(2, order=1).fit(da.from_zarr(str(tmp_path / "x.zarr")),
+                                          da.from_zarr(str(tmp_path / "y.zarr")))
+        peaks = client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    assert max(peaks.values()) < limit, peaks
+    # Truth: the span of B (2 directions, order 1 with 5 responses).
+    from steinlatent.metrics import subspace_distance
+
+    assert subspace_distance(est.components_.T, B) < 0.05

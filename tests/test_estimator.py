@@ -32,7 +32,7 @@ def test_recovery_improves_with_n_gaussian(order):
     # Bounds measured over seeds 0-4 (max 0.19 / 0.10 at order 1; 0.55 / 0.24 at order 2)
     # with margin; the rate check is that the larger n halves the error bound.
     bounds = {1: (0.35, 0.17), 2: (0.9, 0.45)}[order]
-    for n, bound in zip((1000, 8000), bounds):
+    for n, bound in zip((1000, 8000), bounds, strict=False):
         rng = np.random.default_rng(n)
         X, Y, B = index_data(rng, n, 6, 4, 2)
         est = SteinLatent(2, order=order).fit(X, Y)

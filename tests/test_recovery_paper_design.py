@@ -32,7 +32,7 @@ CASES = [
 @pytest.mark.parametrize("x_dist, score, link, order, bounds", CASES)
 def test_recovery_shrinks_with_n(x_dist, score, link, order, bounds):
     medians = []
-    for n, bound in zip((1000, 8000), bounds):
+    for n, bound in zip((1000, 8000), bounds, strict=False):
         dists = []
         for seed in range(5):
             X, Y, B = make_index_model(n, 10, 20, 3, x_dist=x_dist, link=link, random_state=seed)

@@ -462,8 +462,16 @@ class SteinLatent(
             warnings.warn(
                 f"The second-order Stein matrix is close to its noise floor: its leading "
                 f"|eigenvalues| are [{shown}] against {self.null_level_:.3g} with the "
-                "responses permuted. Responses that are (near-)linear in x have a zero "
-                "second-order Stein matrix; use order=1 or order='both'.",
+                "responses permuted. "
+                + (
+                    "With y = x it measures departures from the score's model (third "
+                    "moments for a Gaussian score), which are noise for near-Gaussian or "
+                    "symmetric x: use order=1 with a smoothed score (score='kernel', "
+                    "'denoising', or GaussianScore(shrinkage=...))."
+                    if self.mode_ == "unsupervised"
+                    else "Responses that are (near-)linear in x have a zero second-order "
+                    "Stein matrix; use order=1 or order='both'."
+                ),
                 UserWarning,
                 stacklevel=3,
             )

@@ -226,7 +226,7 @@ def _m1_available():
         return False
 
 
-@pytest.mark.slow
+# The quick reproduction runs in the default suite (CI runs quick forms).
 @pytest.mark.skipif(not _m1_available(), reason="M1 Patch-seq data not found")
 def test_cli_quick_on_the_m1_data(tmp_path):
     parser = add_arguments(argparse.ArgumentParser())

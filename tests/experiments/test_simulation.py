@@ -349,7 +349,6 @@ def test_cli_requires_a_mode():
         parser.parse_args(["--out", "x"])
 
 
-@pytest.mark.slow
 def test_quick_reproduction_runs(tmp_path):
     """The CI pipeline check: ``steinlatent reproduce simulation --quick``."""
     assert _cli(["--quick", "--no-progress", "--n-jobs", "2", "--out", str(tmp_path)]) == 0

@@ -12,7 +12,7 @@ def test_oracle_matches_gaussian_closed_form(rng):
 
     oracle = CallableScore(lambda Z: Z, jac).fit(X)
     w = rng.normal(size=300)
-    explicit = sum(wi * (np.outer(x, x) - np.eye(3)) for wi, x in zip(w, X))
+    explicit = sum(wi * (np.outer(x, x) - np.eye(3)) for wi, x in zip(w, X, strict=False))
     np.testing.assert_allclose(oracle.second_order_sum(X, w), explicit, atol=1e-10)
 
 

@@ -44,7 +44,7 @@ def test_jacobian_and_second_order_sum_against_explicit(rng):
     w = rng.normal(size=len(X))
     P = model.precision_
     U = X - model.location_
-    explicit = sum(wi * (P @ np.outer(u, u) @ P - P) for wi, u in zip(w, U))
+    explicit = sum(wi * (P @ np.outer(u, u) @ P - P) for wi, u in zip(w, U, strict=False))
     np.testing.assert_allclose(model.second_order_sum(X, w), explicit, rtol=1e-10, atol=1e-10)
     # The generic chunked path of the base class agrees with the closed form.
     np.testing.assert_allclose(ScoreModel.second_order_sum(model, X, w), explicit, atol=1e-9)

@@ -21,7 +21,9 @@ class ReducedRankRegression(RegressorMixin, TransformerMixin, BaseEstimator):
     With centred X, Y and C_ols = (X^T X)^{-1} X^T Y, let V_r hold the top-r right
     singular vectors of the fitted values X C_ols. Then
 
-    .. math:: C_{rr} = C_{ols} V_r V_r^T,\\qquad B_R = \\text{top-}r\\text{ left singular vectors of } C_{rr}.
+    .. math:: C_{rr} = C_{ols} V_r V_r^T,
+
+    and B_R holds the top-r left singular vectors of C_rr.
 
     ``components_`` holds B_R^T; ``predict`` uses C_rr. Linear links are its home
     ground; with nonlinear links it estimates the span of the best linear

@@ -119,7 +119,7 @@ class OracleEllipticalScore(EllipticalScore):
     Examples
     --------
     >>> import numpy as np
-    >>> s = OracleEllipticalScore("t", np.eye(2), df=10.0).fit(np.zeros((1, 2)))
+    >>> s = OracleEllipticalScore("t", np.eye(2), df=10.0).fit(np.zeros((2, 2)))
     >>> s.score(np.array([[1.0, 0.0]]))  # (2 + 10) / (10 - 2 + 1) = 4/3
     array([[1.33333333, 0.        ]])
     """

@@ -7,7 +7,7 @@ from numbers import Integral, Real
 
 import numpy as np
 from scipy.optimize import minimize_scalar
-from scipy.special import digamma, gammaln
+from scipy.special import gammaln
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval
 
@@ -98,10 +98,12 @@ class StudentTScore(EllipticalScore):
         S = Xc.T @ Xc / n * (nu - 2) / nu
         prev = -np.inf
         converged = False
-        for it in range(1, self.max_iter + 1):
+        n_iter = 0
+        for _ in range(self.max_iter):
+            n_iter += 1
             P = inverse_covariance(S, rcond=self.rcond, name="dispersion matrix")
             U = X - mu
-            delta = np.maximum(np.einsum("ij,jk,ik->i", U, P, U), 0.0)
+            delta = np.maximum(np.einsum("ij,ij->i", U @ P, U), 0.0)
             logdet = _logdet_pinv(P)
             ll = float(np.mean(self._loglik_std(delta, logdet, nu, p)))
             if abs(ll - prev) < self.tol * max(1.0, abs(ll)):
@@ -115,7 +117,7 @@ class StudentTScore(EllipticalScore):
             S = (U * tau[:, None]).T @ U / n
             if self.df is None:
                 P = inverse_covariance(S, rcond=self.rcond, name="dispersion matrix")
-                delta = np.maximum(np.einsum("ij,jk,ik->i", U, P, U), 0.0)
+                delta = np.maximum(np.einsum("ij,ij->i", U @ P, U), 0.0)
                 logdet = _logdet_pinv(P)
 
                 def negll(log_nu_m2, delta=delta, logdet=logdet):
@@ -148,7 +150,7 @@ class StudentTScore(EllipticalScore):
         self.location_ = mu
         self.covariance_ = S * nu / (nu - 2)
         self.precision_ = inverse_covariance(self.covariance_, rcond=self.rcond)
-        self.n_iter_ = it
+        self.n_iter_ = n_iter
         self.log_likelihood_ = ll
         return self
 

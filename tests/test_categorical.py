@@ -90,13 +90,12 @@ def test_rings_second_order_on_the_class_code():
     assert subspace_distance(est.components_.T, B) < 0.2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="order=2 averages the responses of each row (method.md §3); the rows of a "
-    "one-hot matrix sum to 1, so after centring the weights are all 0 and M2 vanishes. "
-    "Needs per-class second-order matrices in SteinLatent (reported to the lead).",
-)
-def test_rings_second_order_on_one_hot_labels():
+def test_second_order_refuses_one_hot_labels():
+    # Algorithm 2 weights rows by their response mean; one-hot rows all sum to 1, so
+    # M2 would be exactly zero. SteinLatent says so instead of returning noise.
     X, y, B = _rings()
-    est = SteinLatent(2, order=2, random_state=0).fit(X, y)
-    assert subspace_distance(est.components_.T, B) < 0.2
+    for order in (2, "both"):
+        with pytest.raises(ValueError, match="one-hot"):
+            SteinLatent(2, order=order, random_state=0).fit(X, y)
+    # A numeric coding of the classes is accepted.
+    SteinLatent(2, order=2, response_type="continuous", random_state=0).fit(X, y.astype(float))

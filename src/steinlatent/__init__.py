@@ -7,6 +7,7 @@ functions of x alone (Tian, Wu & Feng, arXiv:2503.21608). Subpackages: ``scores`
 """
 
 from ._estimator import SteinLatent
+from ._regressor import SteinRegressor
 
 __version__ = "0.1.0"
-__all__ = ["SteinLatent", "__version__"]
+__all__ = ["SteinLatent", "SteinRegressor", "__version__"]

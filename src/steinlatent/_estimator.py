@@ -279,6 +279,7 @@ class SteinLatent(
 
     def _encode_categorical(self, Y, n):
         kind = self.response_type
+        self._one_hot = False
         Y_arr = np.asarray(Y)
         if kind == "continuous":
             return Y
@@ -308,9 +309,23 @@ class SteinLatent(
         onehot = binarizer.transform(Y_arr).astype(float)
         if onehot.shape[1] == 1:  # binary: keep both indicator columns
             onehot = np.hstack([1.0 - onehot, onehot])
+        self._one_hot = True
         return onehot
 
     def _resolve_order(self):
+        if (
+            self.order in (2, "both")
+            and self.mode_ != "unsupervised"
+            and getattr(self, "_one_hot", False)
+        ):
+            # Algorithm 2 weights each row by the mean of its responses; one-hot rows
+            # all sum to 1, so the centred weights and the matrix vanish identically.
+            raise ValueError(
+                f"order={self.order!r} cannot use one-hot encoded class labels: every "
+                "one-hot row sums to 1, so the row-mean weights of the second-order "
+                "estimator are constant and its Stein matrix is exactly zero. Use order=1, "
+                "or pass a numeric coding of the classes with response_type='continuous'."
+            )
         if self.order != "auto":
             return self.order
         if self.mode_ == "unsupervised" and not getattr(self.score_model_, "smoothed", False):

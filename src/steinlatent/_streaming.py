@@ -20,6 +20,7 @@ from sklearn.utils.validation import check_array, validate_data
 
 from ._stein import decompose_first_order, decompose_second_order
 from ._sufficient import SufficientStats, initial_shifts
+from ._validation import labelled_rows
 from .scores._registry import resolve_score
 
 __all__ = ["StreamingMixin"]
@@ -95,19 +96,7 @@ def check_response_chunk(Y, n_rows: int, n_responses: int | None, index: int, re
         raise ValueError(
             f"chunk {index} of Y has {Y.shape[1]} columns; earlier chunks had {n_responses}."
         )
-    if np.isinf(Y).any():
-        raise ValueError(f"chunk {index} of Y contains infinity; responses must be finite or NaN.")
-    nan = np.isnan(Y)
-    all_nan = nan.all(axis=1)
-    partial = nan.any(axis=1) & ~all_nan
-    if partial.any():
-        rows = np.flatnonzero(partial)[:5].tolist()
-        raise ValueError(
-            f"chunk {index} of Y has NaN in {int(partial.sum())} row(s) that are not entirely "
-            f"NaN (first rows in the chunk: {rows}). A row of all NaN marks an unlabelled "
-            "sample; impute or drop partly missing responses."
-        )
-    return Y, ~all_nan
+    return Y, labelled_rows(Y, name=f"chunk {index} of Y")
 
 
 class StreamingMixin:

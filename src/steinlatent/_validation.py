@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.utils.validation import check_array, validate_data
 
-__all__ = ["check_samples", "check_responses", "check_weights"]
+__all__ = ["check_samples", "check_responses", "check_weights", "labelled_rows"]
 
 
 def check_samples(estimator, X, *, reset: bool, name: str = "X", min_samples: int = 2):
@@ -50,6 +50,14 @@ def check_responses(Y, n_samples: int, *, name: str = "Y"):
             f"{name} has {Y.shape[0]} rows but X has {n_samples}; "
             "each sample needs one row of responses."
         )
+    return Y, labelled_rows(Y, name=name)
+
+
+def labelled_rows(Y: np.ndarray, *, name: str = "Y") -> np.ndarray:
+    """Mask of labelled rows of 2-D ``Y``: rows entirely NaN are unlabelled.
+
+    Infinity, and NaN in a row that is not entirely NaN, raise errors naming ``name``.
+    """
     if np.isinf(Y).any():
         raise ValueError(f"{name} contains infinity; responses must be finite or NaN.")
     nan = np.isnan(Y)
@@ -62,7 +70,7 @@ def check_responses(Y, n_samples: int, *, name: str = "Y"):
             f"(first rows: {rows}). A row of all NaN marks an unlabelled sample; partly "
             "missing responses are not supported: impute them or drop those responses."
         )
-    return Y, ~all_nan
+    return ~all_nan
 
 
 def check_weights(w, n_samples: int, *, name: str = "w"):

@@ -3,6 +3,8 @@ closed-form scores."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from sklearn.base import clone
@@ -256,7 +258,9 @@ def _rel_mse(s, s_true):
 def test_nu_method_auto_accuracy_gaussian():
     rng = np.random.default_rng(10)
     X, Xf = rng.normal(size=(1000, 5)), rng.normal(size=(2000, 5))
-    model = KernelScore(random_state=0).fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # in particular no "edge of the grid" warning
+        model = KernelScore(random_state=0).fit(X)
     err = _rel_mse(model.score(Xf), Xf)
     assert err < 0.2  # the issue's bound; measured 0.010
     assert model.cv_results_["objective"].min() == pytest.approx(model.best_objective_)
@@ -338,6 +342,14 @@ def test_search_records_grid_and_walks_multipliers(monkeypatch):
     monkeypatch.setattr(mod, "_CACHE_BYTES", 0)
     again = KernelScore(cv=2, random_state=1).fit(X)
     np.testing.assert_allclose(again.coef_, m.coef_, rtol=1e-10, atol=1e-12)
+
+
+def test_warns_when_best_lam_is_at_the_grid_edge():
+    X = np.random.default_rng(18).normal(size=(200, 2))
+    # Both values (T = 3, 4) over-smooth N(0, I) (kappa = 1 / 1.5^2), so the smaller wins.
+    with pytest.warns(UserWarning, match="smallest lam"):
+        m = KernelScore(lam=[0.1, 0.03], bandwidth=1.5, bandwidth_multiplier=1.0, cv=2).fit(X)
+    assert m.lam_ == 0.03 and m.n_iter_ == 4  # T = floor(sqrt(kappa / lam)) + 1
 
 
 def test_max_points_subsamples_centres():

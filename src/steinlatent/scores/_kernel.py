@@ -565,11 +565,20 @@ default="curl_free_imq"
         results = None
         lam, T = None, None
         if len(mults) > 1 or lam_searched:
-            results = self._search(kern, X, base, lam_grid, mults, rng)
+            results, edge = self._search(kern, X, base, lam_grid, mults, rng)
             best = int(np.argmin(results["objective"]))
             mult = float(results["bandwidth_multiplier"][best])
             lam = float(results["lam"][best])
             T = int(results["n_iter"][best]) if iterative else None
+            if edge.get(mult) == lam:
+                warnings.warn(
+                    f"KernelScore: the held-out objective was best at the smallest lam of the "
+                    f"grid (lam={lam:.3g}, n_iter={T}, bandwidth multiplier {mult:g}); the "
+                    "data may need less regularisation. Pass a grid reaching smaller values, "
+                    "e.g. lam=np.geomspace(1e-4, 1e-6, 7) / bandwidth**2, or a larger n_iter.",
+                    UserWarning,
+                    stacklevel=2,
+                )
         else:
             mult = float(mults[0])
             if lam_grid is not None:
@@ -637,10 +646,11 @@ default="curl_free_imq"
         rows = {k: [] for k in keys}
         walk = isinstance(self.bandwidth_multiplier, str)
         bar = _progress(self.verbose, 3 if walk else len(mults), "KernelScore grid")
-        best_of = {}
+        best_of, edge = {}, {}
 
         def run(m):
-            best_of[m] = self._search_one(kern, X, folds, float(m) * base, m, lam_grid, rows)
+            best_of[m], edge[float(m)] = self._search_one(kern, X, folds, float(m) * base, m,
+                                                          lam_grid, rows)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(mult=float(m), objective=f"{best_of[m]:.4g}")
@@ -672,10 +682,14 @@ default="curl_free_imq"
                 "Every (lam, bandwidth) setting gave a non-finite score-matching objective; "
                 "standardise X or pass a larger lam."
             )
-        return res
+        return res, edge
 
     def _search_one(self, kern, X, folds, sigma, m, lam_grid, rows):
-        """Run the lam path at one bandwidth on every fold; append rows; return best J."""
+        """Run the lam path at one bandwidth on every fold and append rows.
+
+        Returns the best objective and the smallest lam of the grid (None for a one-point
+        grid), to tell when the best setting sits at the grid's edge.
+        """
         budget, paths, objs = _CACHE_BYTES, [], []
         for tr, va in folds:
             chunk = self._chunk(len(tr))
@@ -702,7 +716,7 @@ default="curl_free_imq"
                 # The spectral cut-off has its eigenpairs already: its grid costs no matvecs.
                 if since >= _PATIENCE and self.estimator != "spectral":
                     break
-        return best
+        return best, (cands[-1][0] if len(cands) > 1 else None)
 
     # ------------------------------------------------------------------------ prediction
     def _eval(self, X, **what):

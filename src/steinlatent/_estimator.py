@@ -76,7 +76,9 @@ class SteinLatent(
         unsupervised mode with an unsmoothed score (never the degenerate case).
     score : str or ScoreModel, default="gaussian"
         A score model (cloned and fitted on all rows of X) or a shortcut:
-        "gaussian", "t", "hyperbolic", "kernel", "denoising".
+        "gaussian", "t", "hyperbolic", "kernel", "denoising". To reuse one expensive
+        fit (kernel, denoising) across estimators, pass it wrapped in
+        ``sklearn.frozen.FrozenEstimator``: it is then used as it is, not refitted.
     include_features : {"auto", True, False}, default="auto"
         Whether x joins the responses. "auto": only in the semi-supervised case
         (some rows of Y all NaN), as in the paper; always when ``Y`` is None.

@@ -19,6 +19,7 @@ __all__ = [
     "StudentTScore",
     "HyperbolicScore",
     "KernelScore",
+    "PAPER_LAM",
     "DenoisingScore",
     "CallableScore",
     "resolve_score",
@@ -32,10 +33,10 @@ def __getattr__(name):
         from ._hyperbolic import HyperbolicScore
 
         return HyperbolicScore
-    if name == "KernelScore":
-        from ._kernel import KernelScore
+    if name in ("KernelScore", "PAPER_LAM"):
+        from . import _kernel
 
-        return KernelScore
+        return getattr(_kernel, name)
     if name == "DenoisingScore":
         from ._denoising import DenoisingScore
 

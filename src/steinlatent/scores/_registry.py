@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 from sklearn.base import clone
 
 from ._base import ScoreModel
@@ -48,11 +49,69 @@ SCORE_SHORTCUTS = {
 }
 
 
+class _FrozenScore(ScoreModel):
+    """A fitted score model wrapped in ``sklearn.frozen.FrozenEstimator``, used as it is.
+
+    ``fit`` does nothing and the wrapped model answers every call, so one expensive fit
+    (a kernel or denoising score) serves several estimators.
+    """
+
+    def __init__(self, frozen=None):
+        self.frozen = frozen
+
+    @property
+    def smoothed(self) -> bool:  # type: ignore[override]
+        return bool(getattr(self.frozen.estimator, "smoothed", False))
+
+    @property
+    def model(self):
+        return self.frozen.estimator
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return True
+
+    def fit(self, X, y=None):
+        p = getattr(self.model, "n_features_in_", None)
+        if p is not None and np.shape(X)[1] != p:
+            raise ValueError(
+                f"The frozen score model was fitted on {p} features; X has {np.shape(X)[1]}."
+            )
+        return self
+
+    def score(self, X):
+        return self.model.score(X)
+
+    def score_jacobian(self, X):
+        return self.model.score_jacobian(X)
+
+    def log_prob(self, X):
+        return self.model.log_prob(X)
+
+    def second_order_sum(self, X, w):
+        return self.model.second_order_sum(X, w)
+
+
+def _is_frozen(score) -> bool:
+    try:
+        from sklearn.frozen import FrozenEstimator  # scikit-learn >= 1.6
+    except ImportError:
+        return False
+    return isinstance(score, FrozenEstimator)
+
+
 def resolve_score(score, *, name: str = "score") -> ScoreModel:
     """Return an unfitted score model from a shortcut string or a ScoreModel instance.
 
-    Instances are cloned, so the user's object is never fitted in place.
+    Instances are cloned, so the user's object is never fitted in place. A fitted model
+    wrapped in ``sklearn.frozen.FrozenEstimator`` is used as it is, without refitting.
     """
+    if _is_frozen(score):
+        if not all(hasattr(score.estimator, m) for m in ("score", "second_order_sum")):
+            raise TypeError(
+                f"{name}=FrozenEstimator(...) must wrap a fitted score model; got "
+                f"{type(score.estimator).__name__}."
+            )
+        return _FrozenScore(score)
     if isinstance(score, str):
         try:
             factory = SCORE_SHORTCUTS[score]

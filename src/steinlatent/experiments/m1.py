@@ -74,6 +74,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._cli import add_mode, add_run_options, report, run_options, standalone
 from ._common import ResultStore, run_tasks, task_seed, timed
 
 __all__ = [
@@ -894,14 +895,11 @@ def plot_smoothing(sm, path, *, n_labelled: int = 50) -> None:
 # --------------------------------------------------------------------------------- CLI
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the options of ``steinlatent reproduce m1`` to ``parser``."""
-    mode = parser.add_mutually_exclusive_group(required=True)
-    mode.add_argument("--quick", action="store_true",
-                      help="pipeline check: score setting 'paper', 3 repetitions, a 2-point "
-                      "smoothing sweep (under a minute)")
-    mode.add_argument("--full", action="store_true",
-                      help="all score settings (paper 200, paper_1e-5 and auto 100 "
-                      "repetitions), smoothing sweep 9 x 4 settings, 200 repetitions")
-    parser.add_argument("--out", required=True, help="output folder (resumable)")
+    add_mode(parser,
+             quick="pipeline check: score setting 'paper', 3 repetitions, a 2-point "
+             "smoothing sweep (under a minute)",
+             full="all score settings (paper 200, paper_1e-5 and auto 100 "
+             "repetitions), smoothing sweep 9 x 4 settings, 200 repetitions")
     parser.add_argument("--scores", nargs="+", choices=tuple(SCORE_SETTINGS),
                         help="score settings to run")
     parser.add_argument("--reps", type=int, help="repetitions of every score setting")
@@ -912,11 +910,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--no-timings", action="store_true",
                         help="skip the timing of real SteinLatent fits")
     parser.add_argument("--data-dir", help="data root holding m1_patchseq/")
-    parser.add_argument("--n-jobs", type=int, default=1, help="parallel workers (joblib)")
-    parser.add_argument("--seed", type=int, default=0, help="base seed")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
-    parser.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
-    return parser
+    return add_run_options(parser)
 
 
 def run_cli(args: argparse.Namespace) -> int:
@@ -938,22 +932,14 @@ def run_cli(args: argparse.Namespace) -> int:
         supervised=not args.no_supervised,
         timings=not args.no_timings,
         data_dir=args.data_dir,
-        n_jobs=args.n_jobs,
-        seed=args.seed,
-        progress=not args.no_progress,
-        figures=not args.no_figures,
+        **run_options(args),
     )
-    failed = int((df["status"] != "ok").sum())
-    print(f"{len(df)} result rows in {args.out} ({failed} failed fits); tables in "
-          f"{Path(args.out) / 'tables.md'}")
-    return 0
+    return report(df, args.out, "fits", "tables.md")
 
 
 def main(argv=None) -> int:
     """Stand-alone entry: ``python -m steinlatent.experiments.m1 --quick --out DIR``."""
-    parser = argparse.ArgumentParser(prog="steinlatent reproduce m1",
-                                     description=__doc__.splitlines()[0])
-    return run_cli(add_arguments(parser).parse_args(argv))
+    return standalone("m1", __doc__, add_arguments, run_cli, argv)
 
 
 if __name__ == "__main__":

@@ -51,6 +51,7 @@ from pathlib import Path
 import numpy as np
 
 from ..scores._base import ScoreModel
+from ._cli import add_mode, add_run_options, override, report, run_options, standalone
 from ._common import ResultStore, run_tasks, task_seed, timed
 
 __all__ = [
@@ -864,20 +865,11 @@ def plot_mnist(out) -> list[Path]:
 # --------------------------------------------------------------------------------- CLI
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the options of ``steinlatent reproduce mnist`` to ``parser``."""
-    mode = parser.add_mutually_exclusive_group(required=True)
-    mode.add_argument(
-        "--quick",
-        action="store_true",
-        help="pipeline check: 500 training and 1000 test images, h=10, "
-        "1 repetition, 2 epochs (about a minute)",
-    )
-    mode.add_argument(
-        "--full",
-        action="store_true",
-        help="n=10000 training images, full test set, h=10..18, 5 repetitions, "
-        "50 epochs (hours on one core; resumable)",
-    )
-    parser.add_argument("--out", required=True, help="output folder (resumable)")
+    add_mode(parser,
+             quick="pipeline check: 500 training and 1000 test images, h=10, "
+             "1 repetition, 2 epochs (about a minute)",
+             full="n=10000 training images, full test set, h=10..18, 5 repetitions, "
+             "50 epochs (hours on one core; resumable)")
     parser.add_argument("--h", type=int, nargs="+", help="override the code sizes")
     parser.add_argument("--reps", type=int, help="repetitions (override)")
     parser.add_argument("--n-train", type=int, help="training subset size (override)")
@@ -886,44 +878,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--score-epochs", type=int, help="epochs of the denoising score")
     parser.add_argument("--methods", nargs="+", choices=tuple(METHODS), help="methods to run")
     parser.add_argument("--data-dir", help="MNIST data root (default: see load_mnist)")
-    parser.add_argument("--n-jobs", type=int, default=1, help="parallel workers (joblib)")
-    parser.add_argument("--seed", type=int, default=0, help="base seed")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
-    parser.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
-    return parser
+    return add_run_options(parser)
 
 
 def run_cli(args: argparse.Namespace) -> int:
     """Run ``steinlatent reproduce mnist`` from parsed arguments; returns an exit code."""
-    cfg = dict(QUICK if args.quick else FULL)
-    for name in ("h", "reps", "n_train", "n_test", "epochs", "score_epochs"):
-        value = getattr(args, name)
-        if value is not None:
-            cfg[name] = value
-    df = run_mnist(
-        args.out,
-        methods=tuple(args.methods or METHODS),
-        n_jobs=args.n_jobs,
-        seed=args.seed,
-        data_dir=args.data_dir,
-        progress=not args.no_progress,
-        figures=not args.no_figures,
-        **cfg,
-    )
-    failed = int((df["status"] != "ok").sum())
-    print(
-        f"{len(df)} result rows in {args.out} ({failed} failed); tables in "
-        f"{Path(args.out) / 'tables.md'}"
-    )
-    return 0
+    cfg = override(QUICK if args.quick else FULL, args,
+                   ("h", "reps", "n_train", "n_test", "epochs", "score_epochs"))
+    df = run_mnist(args.out, methods=tuple(args.methods or METHODS), data_dir=args.data_dir,
+                   **run_options(args), **cfg)
+    return report(df, args.out, "tasks", "tables.md")
 
 
 def main(argv=None) -> int:
     """Stand-alone entry: ``python -m steinlatent.experiments.mnist --quick --out DIR``."""
-    parser = argparse.ArgumentParser(
-        prog="steinlatent reproduce mnist", description=__doc__.splitlines()[0]
-    )
-    return run_cli(add_arguments(parser).parse_args(argv))
+    return standalone("mnist", __doc__, add_arguments, run_cli, argv)
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ import numpy as np
 
 from ..scores._base import ScoreModel
 from ..scores._elliptical import EllipticalScore, inverse_covariance
+from ._cli import add_mode, add_run_options, override, report, run_options, standalone
 from ._common import ResultStore, run_tasks, task_seed, timed
 
 __all__ = [
@@ -595,19 +596,10 @@ def report_tables(df, *, ns: Sequence[int] = (1000, 9000)) -> str:
 # --------------------------------------------------------------------------------- CLI
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the options of ``steinlatent reproduce simulation`` to ``parser``."""
-    mode = parser.add_mutually_exclusive_group(required=True)
-    mode.add_argument(
-        "--quick",
-        action="store_true",
-        help="pipeline check: p=30, n in {300, 1000}, 2 repetitions, "
-        "network 5 epochs (a few minutes on 2 cores)",
-    )
-    mode.add_argument(
-        "--full",
-        action="store_true",
-        help="the paper's grid: every p, n, 100 repetitions, network 200 epochs",
-    )
-    parser.add_argument("--out", required=True, help="output folder (resumable)")
+    add_mode(parser,
+             quick="pipeline check: p=30, n in {300, 1000}, 2 repetitions, "
+             "network 5 epochs (a few minutes on 2 cores)",
+             full="the paper's grid: every p, n, 100 repetitions, network 200 epochs")
     parser.add_argument("--p", type=int, nargs="+", help="override the p values")
     parser.add_argument("--n", type=int, nargs="+", help="override the n values")
     parser.add_argument("--x", nargs="+", choices=X_DISTS, help="distributions of x")
@@ -631,11 +623,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         help="task groups to run",
     )
     parser.add_argument("--no-peers", action="store_true", help="skip SIR, SAVE, pHd, PLS and PCA")
-    parser.add_argument("--n-jobs", type=int, default=1, help="parallel workers (joblib)")
-    parser.add_argument("--seed", type=int, default=0, help="base seed")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    parser.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
-    return parser
+    return add_run_options(parser)
 
 
 def run_cli(args: argparse.Namespace) -> int:
@@ -652,36 +640,15 @@ def run_cli(args: argparse.Namespace) -> int:
             "nim_epochs": 200,
         }
     )
-    for name in ("p", "n", "reps", "nim_reps", "nim_n", "nim_epochs"):
-        value = getattr(args, name)
-        if value is not None:
-            cfg[name] = value
-    df = run_simulation(
-        args.out,
-        x_dists=args.x or X_DISTS,
-        links=args.links or LINKS,
-        groups=args.groups,
-        peers=not args.no_peers,
-        n_jobs=args.n_jobs,
-        seed=args.seed,
-        progress=not args.no_progress,
-        figures=not args.no_figures,
-        **cfg,
-    )
-    failed = int((df["status"] != "ok").sum())
-    print(
-        f"{len(df)} result rows in {args.out} ({failed} failed fits); "
-        f"summary in {Path(args.out) / 'summary.csv'}"
-    )
-    return 0
+    cfg = override(cfg, args, ("p", "n", "reps", "nim_reps", "nim_n", "nim_epochs"))
+    df = run_simulation(args.out, x_dists=args.x or X_DISTS, links=args.links or LINKS,
+                        groups=args.groups, peers=not args.no_peers, **run_options(args), **cfg)
+    return report(df, args.out, "fits", "summary.csv")
 
 
 def main(argv=None) -> int:
     """Stand-alone entry: ``python -m steinlatent.experiments.simulation --quick --out DIR``."""
-    parser = argparse.ArgumentParser(
-        prog="steinlatent reproduce simulation", description=__doc__.splitlines()[0]
-    )
-    return run_cli(add_arguments(parser).parse_args(argv))
+    return standalone("simulation", __doc__, add_arguments, run_cli, argv)
 
 
 if __name__ == "__main__":

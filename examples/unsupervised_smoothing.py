@@ -127,6 +127,9 @@ def one_rep(kind: str, n: int, seed: int) -> list[dict]:
 
 
 def summarise(df):
+    df = df.copy()
+    auto = df.path == "kernel_auto"  # lam chosen per repetition: one row, median level
+    df.loc[auto, "level"] = df[auto].groupby("design")["level"].transform("median")
     g = df.groupby(["design", "path", "level"], dropna=False)
     return g[["dist_B", "dist_pca", "dist_B_trailing", "flatness"]].median().reset_index()
 
@@ -141,25 +144,24 @@ def plot(tab, path: Path) -> None:
     for j, kind in enumerate(NOISE_VARS):
         t = tab[tab.design == kind]
         pca_b = float(t[t.path == "pca"].dist_B.iloc[0])
-        for i, (path, xlab) in enumerate([("exact", "sigma of the exact smoothed score"),
-                                          ("kernel", "kernel lam / kappa")]):
+        for i, (route, xlab) in enumerate([("exact", "sigma of the exact smoothed score"),
+                                           ("kernel", "kernel lam / kappa")]):
             ax = axes[i, j]
-            u = t[t.path == path].sort_values("level")
+            u = t[t.path == route].sort_values("level")
             lev = u.level.replace(0.0, SIGMAS[1] / 3)  # sigma = 0 drawn left of the grid
             ax.plot(lev, u.dist_B, "o-", label="distance to span(B)")
             ax.plot(lev, u.dist_pca, "s--", label="distance to PCA")
+            ax.plot(lev, u.dist_B_trailing, "v-.", label="trailing 2 directions to span(B)")
             ax.plot(lev, u.flatness, "^:", label="flatness s_p / s_1")
             ax.axhline(pca_b, color="grey", lw=0.8, label="PCA's distance to span(B)")
-            if path == "kernel":
+            if route == "kernel":
                 a = t[t.path == "kernel_auto"]
                 ax.plot(a.level, a.dist_B, "r*", ms=12, label='lam="auto"')
             ax.set_xscale("log")
-            ax.set_xlabel(xlab + (" (0 drawn at left)" if path == "exact" else ""))
-            ax.set_title(f"{kind}: {path}")
-            if i == 0 and j == 0:
-                ax.legend(fontsize=8)
-            if i == 1 and j == 0:
-                ax.legend(fontsize=8)
+            ax.set_xlabel(xlab + (" (0 drawn at left)" if route == "exact" else ""))
+            ax.set_title(f"{kind}: {route}")
+            if j == 0:
+                ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
@@ -171,17 +173,24 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=10)
     ap.add_argument("--n", type=int, default=2000)
     ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--only-summarize", action="store_true",
+                    help="redo the table and figure from an existing CSV in --out")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    rows = []
-    t0 = time.perf_counter()
-    for kind in NOISE_VARS:
-        for seed in range(args.reps):
-            rows += one_rep(kind, args.n, seed)
-            print(f"{kind} rep {seed + 1}/{args.reps} ({time.perf_counter() - t0:.0f} s)",
-                  flush=True)
-    df = pd.DataFrame(rows)
-    df.to_csv(args.out / "unsupervised_smoothing.csv", index=False)
+    csv = args.out / "unsupervised_smoothing.csv"
+    if args.only_summarize:
+        df = pd.read_csv(csv)
+        args.reps, args.n = int(df.seed.nunique()), args.n
+    else:
+        rows = []
+        t0 = time.perf_counter()
+        for kind in NOISE_VARS:
+            for seed in range(args.reps):
+                rows += one_rep(kind, args.n, seed)
+                print(f"{kind} rep {seed + 1}/{args.reps} ({time.perf_counter() - t0:.0f} s)",
+                      flush=True)
+        df = pd.DataFrame(rows)
+        df.to_csv(csv, index=False)
     tab = summarise(df)
     lines = [f"Median over {args.reps} repetitions, n = {args.n}, p = {P}, r = {R} "
              "(`python examples/unsupervised_smoothing.py`).", ""]

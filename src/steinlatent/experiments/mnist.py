@@ -652,6 +652,26 @@ def summarize(df):
     return res.reset_index()
 
 
+def _paired_vs_pca(ok, order) -> list[str]:
+    """Per (repetition, h) differences to PCA: median, range and how often each method wins."""
+    if "pca" not in order:
+        return []
+    piv = ok.pivot_table(index=["rep", "h"], columns="method",
+                         values=["nrse", "ssim_global", "accuracy"])
+    lines = ["## Paired with PCA over (repetition, h): method minus PCA", "",
+             "| method | pairs | NRSE median [min, max] | NRSE better than PCA | "
+             "global SSIM median | accuracy median |", "|---|---|---|---|---|---|"]
+    for m in order:
+        if m == "pca":
+            continue
+        d = (piv["nrse"][m] - piv["nrse"]["pca"]).dropna()
+        ds = (piv["ssim_global"][m] - piv["ssim_global"]["pca"]).median()
+        da = (piv["accuracy"][m] - piv["accuracy"]["pca"]).median()
+        lines.append(f"| {m} | {len(d)} | {d.median():+.4f} [{d.min():+.4f}, {d.max():+.4f}] "
+                     f"| {int((d < 0).sum())} of {len(d)} | {ds:+.4f} | {da:+.4f} |")
+    return lines + [""]
+
+
 def report_tables(out) -> str:
     """Markdown tables: medians per h and method, wall times, the smoothing ablation."""
     import pandas as pd
@@ -688,6 +708,7 @@ def report_tables(out) -> str:
             )
         lines.append("")
     ok = df[df.status == "ok"]
+    lines += _paired_vs_pca(ok, order)
     t = ok.groupby("method")[["encoder_time_s", "decoder_time_s", "readout_time_s"]].median()
     lines += [
         "## Median wall time per method and h (seconds, one thread, shared 2-core host)",

@@ -52,7 +52,7 @@ from steinlatent.selection import LadleSelector, PermutationTestSelector, Spectr
 OUT = Path(__file__).resolve().parents[1] / "docs" / "results" / "beyond"
 SCORES = {"normal": "gaussian", "t": "t", "hyperbolic": "hyperbolic"}
 FIELDS = ["x_dist", "link", "n", "rep", "selector", "refit_score", "n_resamples",
-          "chosen", "dist_r", "seconds", "order", "y_transform"]
+          "chosen", "dist_r", "seconds", "order", "y_transform", "score"]
 
 
 def normal_scores(Y):
@@ -71,13 +71,19 @@ def run_one(x_dist, link, n, rep, args, writer):
     if args.y_transform == "normal-scores":
         Y = normal_scores(Y)
     score = SCORES[x_dist]
+    if args.score == "kernel":  # fitted once, shared by the fit and every resample
+        from sklearn.frozen import FrozenEstimator
+
+        from steinlatent.scores import KernelScore
+
+        score = FrozenEstimator(KernelScore(random_state=rep).fit(X))
     order = 1 if args.order == "1" else "both"
     # The r = 3 estimate, for context: how well the third direction is estimable at all.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fixed = SteinLatent(3, order=order, score=score, random_state=rep).fit(X, Y)
     base = dict(x_dist=x_dist, link=link, n=n, rep=rep, order=args.order,
-                y_transform=args.y_transform,
+                y_transform=args.y_transform, score=args.score,
                 dist_r=round(subspace_distance(fixed.components_.T, B), 4))
     selectors = {
         "ladle": LadleSelector(args.n_bootstrap, refit_score=args.refit_score,
@@ -113,12 +119,12 @@ def summarize(path: Path, true_r: int = 3) -> None:
 
     files = [f for f in sorted(path.parent.glob("selection_runs*.csv")) if f.stat().st_size]
     runs = pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
-    for col, default in (("order", "1"), ("y_transform", "none")):
+    for col, default in (("order", "1"), ("y_transform", "none"), ("score", "family")):
         if col not in runs:
             runs[col] = default
         runs[col] = runs[col].fillna(default).astype(str)
     runs["hit"] = runs["chosen"] == true_r
-    keys = ["selector", "n_resamples", "refit_score", "order", "y_transform", "link",
+    keys = ["selector", "n_resamples", "refit_score", "score", "order", "y_transform", "link",
             "x_dist", "n"]
     runs["refit_score"] = runs["refit_score"].fillna("").astype(str)
     runs["n_resamples"] = runs["n_resamples"].fillna(0).astype(int).astype(str)
@@ -130,12 +136,12 @@ def summarize(path: Path, true_r: int = 3) -> None:
                       f"{k}:{v}" for k, v in sorted(c.value_counts().items()))))
     table = table.reset_index()
     table.to_csv(OUT / "selection_rates.csv", index=False)
-    lines = ["| selector | resamples | refit score | order | Y | link | x | n | reps | rate r=3 | "
-             "median dist (r=3 fit) | choices (k:count) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| selector | resamples | refit score | score | order | Y | link | x | n | reps | "
+             "rate r=3 | median dist (r=3 fit) | choices (k:count) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in table.itertuples(index=False):
         lines.append(f"| {row.selector} | {row.n_resamples} | {row.refit_score} | "
-                     f"{row.order} | {row.y_transform} "
+                     f"{row.score} | {row.order} | {row.y_transform} "
                      f"| {row.link} | {row.x_dist} | {row.n} | {row.reps} | {row.rate:.2f} | "
                      f"{row.median_dist_r:.3f} | {row.choices} |")
     (OUT / "selection_rates.md").write_text("\n".join(lines) + "\n")
@@ -187,6 +193,9 @@ def main() -> None:
     ap.add_argument("--order", choices=["1", "both"], default="1")
     ap.add_argument("--y-transform", choices=["none", "normal-scores"], default="none",
                     help="normal-scores: replace each response by normal quantiles of its ranks")
+    ap.add_argument("--score", choices=["family", "kernel"], default="family",
+                    help="family: the x distribution's parametric score (the paper's plug-in); "
+                    "kernel: KernelScore() fitted once per design (use a new --runs file)")
     ap.add_argument("--runs", type=Path, default=OUT / "selection_runs.csv")
     ap.add_argument("--summarize", action="store_true",
                     help="summarise every selection_runs*.csv beside --runs")
@@ -198,13 +207,17 @@ def main() -> None:
         cells = [(d, lk, n) for lk in args.links for d in args.dists for n in args.ns]
         todo = [(d, lk, n, rep) for d, lk, n in cells for rep in range(args.reps)]
         new = not args.runs.exists()
+        fields = FIELDS if new else args.runs.open().readline().strip().split(",")
+        if fields != FIELDS and not (fields == FIELDS[:-1] and args.score == "family"):
+            raise SystemExit(f"{args.runs} has other columns; pass a new --runs file")
         try:
             from tqdm import tqdm
         except ImportError:
             tqdm = None
         bar = todo if (tqdm is None or args.no_progress) else tqdm(todo, desc="designs")
         with args.runs.open("a", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=FIELDS)
+            # Files from before the "score" column keep their columns (score = family).
+            writer = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
             if new:
                 writer.writeheader()
             try:

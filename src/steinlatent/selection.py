@@ -24,11 +24,10 @@ from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, clone
+from sklearn.frozen import FrozenEstimator
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import _safe_indexing
 from sklearn.utils._param_validation import Interval
-
-from .scores._base import ScoreModel
 
 __all__ = [
     "DimensionSelector",
@@ -75,36 +74,6 @@ def _seed_from(random_state, fallback) -> int | None:
     return int(rs.randint(2**31 - 1))
 
 
-class _FrozenScore(ScoreModel):
-    """A fitted score model that ``fit`` leaves untouched and ``clone`` returns as is.
-
-    Lets bootstrap refits reuse the full-data score (``refit_score=False``).
-    """
-
-    def __init__(self, model=None):
-        self.model = model
-
-    def __sklearn_clone__(self):
-        return self
-
-    @property
-    def smoothed(self) -> bool:  # type: ignore[override]
-        return bool(getattr(self.model, "smoothed", False))
-
-    def fit(self, X, y=None):
-        self.n_features_in_ = self.model.n_features_in_
-        return self
-
-    def score(self, X):
-        return self.model.score(X)
-
-    def score_jacobian(self, X):
-        return self.model.score_jacobian(X)
-
-    def second_order_sum(self, X, w):
-        return self.model.second_order_sum(X, w)
-
-
 def _refit_template(estimator, n_components: int, *, frozen_score=None):
     """Clone of ``estimator`` with an integer dimension, its resolved order, no decoder."""
     params = estimator.get_params(deep=False)
@@ -114,7 +83,7 @@ def _refit_template(estimator, n_components: int, *, frozen_score=None):
     if "decoder" in params:
         new["decoder"] = None  # the decoder is not needed to read components_
     if frozen_score is not None and "score" in params:
-        new["score"] = _FrozenScore(frozen_score)
+        new["score"] = FrozenEstimator(frozen_score)  # resamples reuse the full-data fit
     return clone(estimator).set_params(**new)
 
 

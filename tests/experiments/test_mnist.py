@@ -23,7 +23,6 @@ from steinlatent.experiments._image_metrics import (  # noqa: E402
 from steinlatent.experiments.mnist import (  # noqa: E402
     COLUMNS,
     METHODS,
-    _Prefitted,
     add_arguments,
     fit_encoders,
     mnist_tasks,
@@ -161,7 +160,11 @@ def test_score_at_level_matches_model_score_at_sigma_min(encoders):
     np.testing.assert_allclose(
         score_at_level(model, X[:20], 0.3), model.score(X[:20]), rtol=1e-5, atol=1e-6
     )
-    wrapped = _Prefitted(model)
+    from sklearn.frozen import FrozenEstimator
+
+    from steinlatent.scores import resolve_score
+
+    wrapped = resolve_score(FrozenEstimator(model))  # how the runner reuses the network
     assert wrapped.smoothed is True
     assert wrapped.fit(X) is wrapped
 

@@ -49,8 +49,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from sklearn.frozen import FrozenEstimator
 
-from ..scores._base import ScoreModel
 from ._cli import add_mode, add_run_options, override, report, run_options, standalone
 from ._common import ResultStore, run_tasks, task_seed, timed
 
@@ -147,31 +147,6 @@ FULL = {
 }
 
 _DATA: dict = {}
-
-
-class _Prefitted(ScoreModel):
-    """A score model fitted once per repetition and reused by several Stein fits.
-
-    ``fit`` is a no-op and cloning returns the same object, so ``SteinLatent`` uses the
-    fitted ``model`` as it is; ``smoothed`` is forwarded (SteinLatent refuses the
-    unsupervised first order for an unsmoothed score).
-    """
-
-    def __init__(self, model=None):
-        self.model = model
-
-    @property
-    def smoothed(self) -> bool:  # type: ignore[override]
-        return bool(getattr(self.model, "smoothed", False))
-
-    def __sklearn_clone__(self):
-        return self
-
-    def fit(self, X, y=None):
-        return self
-
-    def score(self, X):
-        return self.model.score(X)
 
 
 # ------------------------------------------------------------------------------ data
@@ -289,7 +264,7 @@ def fit_encoders(
     info["sigma"] = score.sigma_
 
     def stein1():
-        est = SteinLatent(h_max, order=1, score=_Prefitted(score), decoder=None)
+        est = SteinLatent(h_max, order=1, score=FrozenEstimator(score), decoder=None)
         return est.fit(X).components_
 
     bases["stein1"], t1 = timed(stein1)
@@ -299,7 +274,7 @@ def fit_encoders(
         est = SteinLatent(
             h_max,
             order=1,
-            score=_Prefitted(score),
+            score=FrozenEstimator(score),
             include_features=True,
             response_type="categorical",
             decoder=None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn.base import clone
+from sklearn.frozen import FrozenEstimator
 
 from ._base import ScoreModel
 
@@ -67,6 +68,10 @@ class _FrozenScore(ScoreModel):
     def model(self):
         return self.frozen.estimator
 
+    @property
+    def n_features_in_(self) -> int:
+        return self.model.n_features_in_
+
     def __sklearn_is_fitted__(self) -> bool:
         return True
 
@@ -91,21 +96,13 @@ class _FrozenScore(ScoreModel):
         return self.model.second_order_sum(X, w)
 
 
-def _is_frozen(score) -> bool:
-    try:
-        from sklearn.frozen import FrozenEstimator  # scikit-learn >= 1.6
-    except ImportError:
-        return False
-    return isinstance(score, FrozenEstimator)
-
-
 def resolve_score(score, *, name: str = "score") -> ScoreModel:
     """Return an unfitted score model from a shortcut string or a ScoreModel instance.
 
     Instances are cloned, so the user's object is never fitted in place. A fitted model
     wrapped in ``sklearn.frozen.FrozenEstimator`` is used as it is, without refitting.
     """
-    if _is_frozen(score):
+    if isinstance(score, FrozenEstimator):
         if not all(hasattr(score.estimator, m) for m in ("score", "second_order_sum")):
             raise TypeError(
                 f"{name}=FrozenEstimator(...) must wrap a fitted score model; got "

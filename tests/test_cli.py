@@ -25,10 +25,12 @@ def test_demo_default_data_beats_reduced_rank(tmp_path, capsys):
     out = capsys.readouterr().out
     d = _distances(out)
     assert set(d) == {"Stein order 1, fitted t score", "Stein order 2, fitted t score",
+                      "Stein order 1, kernel score", "Stein order 2, kernel score",
                       "reduced-rank regression", "PCA of x"}
     assert all(0 <= v <= np.sqrt(6) + 1e-9 for v in d.values())
     # t-distributed x with nonlinear links: the Stein estimate must beat the linear one.
     assert d["Stein order 1, fitted t score"] < d["reduced-rank regression"]
+    assert d["Stein order 1, kernel score"] < d["reduced-rank regression"]
     assert (tmp_path / "demo_spectrum.png").stat().st_size > 0
 
 

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._sufficient import chunk_rows
+
 __all__ = [
     "StackedResponses",
     "first_order_matrix",
@@ -39,14 +41,36 @@ def first_order_matrix(score_model, X: np.ndarray, resp: StackedResponses) -> np
 
     One block when only one kind of response is present (supervised or
     unsupervised), the two side by side in the semi-supervised case (method.md §3).
+    Scores are evaluated on row blocks (a score is pointwise), so s(X) is never held
+    whole: memory beyond the inputs stays a block.
     """
+    n, p = X.shape
+    feats, labels = resp.features, resp.labels
+    Mf = None if feats is None else np.zeros((p, feats.shape[1]))
+    Ml = None if labels is None else np.zeros((p, labels.shape[1]))
+    if labels is not None:
+        mask = resp.labelled
+        if isinstance(mask, slice):  # supervised: every row is labelled
+            mask = np.ones(n, dtype=bool)[mask]
+        mask = np.asarray(mask, dtype=bool)
+    done = 0  # labelled rows consumed so far
+    step = chunk_rows(p)
+    for start in range(0, n, step):
+        sl = slice(start, start + step)
+        S = np.asarray(score_model.score(X[sl]), dtype=float)
+        if Mf is not None:
+            Mf += S.T @ feats[sl]
+        if Ml is not None:
+            m = mask[sl]
+            k = int(m.sum())
+            if k:
+                Ml += S[m].T @ labels[done:done + k]
+                done += k
     blocks = []
-    S = score_model.score(X)
-    if resp.features is not None:
-        blocks.append(S.T @ resp.features / X.shape[0])
-    if resp.labels is not None:
-        S_lab = S[resp.labelled]
-        blocks.append(S_lab.T @ resp.labels / S_lab.shape[0])
+    if Mf is not None:
+        blocks.append(Mf / n)
+    if Ml is not None:
+        blocks.append(Ml / labels.shape[0])
     return np.hstack(blocks)
 
 

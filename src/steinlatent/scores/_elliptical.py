@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
+from .._sufficient import chunk_rows
 from .._validation import check_weights
 from ._base import ScoreModel
 
@@ -95,9 +96,19 @@ class EllipticalScore(ScoreModel):
 
     def second_order_sum(self, X, w) -> np.ndarray:
         """Return sum_i w_i T(x_i) in O(n p^2) through the elliptical closed form."""
-        X, PU, Q = self._whiten(X)
+        check_is_fitted(self, "precision_")
+        X = self._validate_X(X, reset=False)
         w = check_weights(w, X.shape[0])
-        c, dc = self._radial(Q)
-        a = c * c - 2.0 * dc
-        out = (PU * (w * a)[:, None]).T @ PU - np.dot(w, c) * self.precision_
+        p = X.shape[1]
+        out = np.zeros((p, p))
+        wc = 0.0
+        step = chunk_rows(p)  # row blocks: no n x p temporaries
+        for start in range(0, X.shape[0], step):
+            sl = slice(start, start + step)
+            U = X[sl] - self.location_
+            PU = U @ self.precision_
+            c, dc = self._radial(np.maximum(np.einsum("ij,ij->i", PU, U), 0.0))
+            out += (PU * (w[sl] * (c * c - 2.0 * dc))[:, None]).T @ PU
+            wc += float(np.dot(w[sl], c))
+        out -= wc * self.precision_
         return 0.5 * (out + out.T)

@@ -11,6 +11,7 @@ from scipy.special import gammaln
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval
 
+from .._sufficient import chunk_rows
 from ._elliptical import EllipticalScore, inverse_covariance
 
 __all__ = ["StudentTScore"]
@@ -94,16 +95,14 @@ class StudentTScore(EllipticalScore):
         n, p = X.shape
         nu = 10.0 if self.df is None else float(self.df)
         mu = X.mean(axis=0)
-        Xc = X - mu
-        S = Xc.T @ Xc / n * (nu - 2) / nu
+        S = _scatter(X, mu, None) * (nu - 2) / nu
         prev = -np.inf
         converged = False
         n_iter = 0
         for _ in range(self.max_iter):
             n_iter += 1
             P = inverse_covariance(S, rcond=self.rcond, name="dispersion matrix")
-            U = X - mu
-            delta = np.maximum(np.einsum("ij,ij->i", U @ P, U), 0.0)
+            delta = _mahalanobis(X, mu, P)
             logdet = _logdet_pinv(P)
             ll = float(np.mean(self._loglik_std(delta, logdet, nu, p)))
             if abs(ll - prev) < self.tol * max(1.0, abs(ll)):
@@ -113,11 +112,10 @@ class StudentTScore(EllipticalScore):
             # E step: latent precision weights; M step: weighted mean and scatter.
             tau = (nu + p) / (nu + delta)
             mu = tau @ X / tau.sum()
-            U = X - mu
-            S = (U * tau[:, None]).T @ U / n
+            S = _scatter(X, mu, tau)
             if self.df is None:
                 P = inverse_covariance(S, rcond=self.rcond, name="dispersion matrix")
-                delta = np.maximum(np.einsum("ij,ij->i", U @ P, U), 0.0)
+                delta = _mahalanobis(X, mu, P)
                 logdet = _logdet_pinv(P)
 
                 def negll(log_nu_m2, delta=delta, logdet=logdet):
@@ -168,6 +166,28 @@ class StudentTScore(EllipticalScore):
         # S = (nu-2)/nu Sigma, so delta = nu Q/(nu-2) and log|S| = log|Sigma| + p log((nu-2)/nu).
         logdet_S = _logdet_pinv(self.precision_) + p * np.log((nu - 2) / nu)
         return self._loglik_std(nu * Q / (nu - 2), logdet_S, nu, p)
+
+
+def _mahalanobis(X, mu, P):
+    """(x_i - mu)^T P (x_i - mu) for every row, on row blocks (no n x p temporaries)."""
+    out = np.empty(X.shape[0])
+    step = chunk_rows(X.shape[1])
+    for start in range(0, X.shape[0], step):
+        U = X[start:start + step] - mu
+        out[start:start + step] = np.einsum("ij,ij->i", U @ P, U)
+    return np.maximum(out, 0.0)
+
+
+def _scatter(X, mu, tau):
+    """(1/n) sum_i tau_i (x_i - mu)(x_i - mu)^T on row blocks (tau None: all ones)."""
+    p = X.shape[1]
+    S = np.zeros((p, p))
+    step = chunk_rows(p)
+    for start in range(0, X.shape[0], step):
+        U = X[start:start + step] - mu
+        W = U if tau is None else U * tau[start:start + step, None]
+        S += W.T @ U
+    return S / X.shape[0]
 
 
 def _logdet_pinv(P):

@@ -35,6 +35,9 @@ What docs/beyond.md reports (one thread each; wall times on a shared 2-core mach
       python examples/selection_study.py --reps 20 --links pairs --ns 3000 --dists t \
         --order $o --score kernel --runs docs/results/beyond/selection_runs_kernel.csv
     done
+    python examples/selection_study.py --reps 20 --links pairs --ns 3000 --dists t \
+      --order both --y-transform normal-scores --score kernel --selectors ladle \
+      --runs docs/results/beyond/selection_runs_kernel_ns.csv
     python examples/selection_study.py --only-summarize
 
 ``--only-summarize`` reads every selection_runs*.csv in docs/results/beyond.

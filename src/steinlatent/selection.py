@@ -87,6 +87,13 @@ def _refit_template(estimator, n_components: int, *, frozen_score=None):
     return clone(estimator).set_params(**new)
 
 
+def _refit_setup(estimator, Y, kmax: int, refit_score: bool):
+    """The template refitted on resamples (top-kmax directions) and Y as it sees it."""
+    Y_enc, extra = _encoded_responses(estimator, Y)
+    frozen = None if refit_score else estimator.score_model_
+    return _refit_template(estimator, kmax, frozen_score=frozen).set_params(**extra), Y_enc
+
+
 def _encoded_responses(estimator, Y):
     """Y as the estimator sees it: one-hot with the full-data classes when categorical.
 
@@ -310,9 +317,7 @@ class LadleSelector(DimensionSelector):
         X = _need_samples(self, X)
         n, p = X.shape
         kmax = self._kmax(p, max_components)
-        Y_enc, extra = _encoded_responses(estimator, Y)
-        frozen = None if self.refit_score else estimator.score_model_
-        template = _refit_template(estimator, kmax, frozen_score=frozen).set_params(**extra)
+        template, Y_enc = _refit_setup(estimator, Y, kmax, self.refit_score)
         V = _fit_quiet(template, X, Y_enc).components_.T  # (p, kmax)
         seed = _seed_from(self.random_state, getattr(estimator, "random_state", None))
         seeds = np.random.default_rng(seed).integers(0, 2**31 - 1, size=self.n_bootstrap)
@@ -450,9 +455,7 @@ class PermutationTestSelector(DimensionSelector):
         kmax = self._kmax(p, max_components)
         self.n_samples_ = n
         self.order_ = getattr(estimator, "order_", None)
-        Y_enc, extra = _encoded_responses(estimator, Y)
-        frozen = None if self.refit_score else estimator.score_model_
-        template = _refit_template(estimator, kmax, frozen_score=frozen).set_params(**extra)
+        template, Y_enc = _refit_setup(estimator, Y, kmax, self.refit_score)
         full = _fit_quiet(template, X, Y_enc)
         lam = _padded(_abs_spectrum(full), p)
         V = full.components_.T

@@ -26,9 +26,7 @@ from steinlatent.experiments._common import (  # noqa: E402
 from steinlatent.experiments.simulation import (  # noqa: E402
     COLUMNS,
     KEY_COLUMNS,
-    OracleEllipticalScore,
     _core_task,
-    _FittedScore,
     _row,
     add_arguments,
     run_cli,
@@ -139,33 +137,34 @@ def test_oracle_score_is_minus_grad_log_density(x_dist):
             return -0.5 * (df + p) * np.log(df - 2 + Q)
         return -np.sqrt(psi * (chi + Q))
 
-    model = OracleEllipticalScore(x_dist, Sigma, df=df, chi=chi, psi=psi)
+    # The runner's oracle is the library's (steinlatent.datasets.true_score).
+    model = true_score(x_dist, Sigma, df=df, chi=chi, psi=psi)
     X = rng.normal(size=(5, p)) * 2
     S = model.fit(X).score(X)
     h = 1e-6
     for i in range(len(X)):
         fd = [-(logpdf(X[i] + h * e) - logpdf(X[i] - h * e)) / (2 * h) for e in np.eye(p)]
         np.testing.assert_allclose(S[i], fd, rtol=1e-6, atol=1e-8)
-    # The O(n p^2) second-order sum equals the per-sample s s^T - grad s of the
-    # simulator's independent oracle (which builds the Jacobians explicitly).
-    ref = true_score(x_dist, Sigma, df=df, chi=chi, psi=psi).fit(X)
+    # The O(n p^2) second-order sum equals the explicit sum of s s^T - grad s.
     w = rng.normal(size=len(X))
-    np.testing.assert_allclose(
-        model.second_order_sum(X, w), ref.second_order_sum(X, w), rtol=1e-10, atol=1e-12
-    )
+    J = model.score_jacobian(X)
+    explicit = np.einsum("i,ia,ib->ab", w, S, S) - np.einsum("i,iab->ab", w, J)
+    np.testing.assert_allclose(model.second_order_sum(X, w), explicit, rtol=1e-10, atol=1e-12)
 
 
 def test_oracle_score_checks_shape():
-    with pytest.raises(ValueError, match="Sigma"):
-        OracleEllipticalScore("normal", np.eye(3)).fit(np.zeros((4, 2)))
+    with pytest.raises(ValueError, match="covariance is 3 x 3"):
+        true_score("normal", np.eye(3)).fit(np.zeros((4, 2)))
 
 
 @pytest.mark.filterwarnings("ignore:The second-order Stein matrix")
 def test_fitted_score_wrapper_gives_the_library_fit():
     X, Y, _ = make_index_model(800, 8, 6, 2, x_dist="t", link="pairs", random_state=3)
+    from sklearn.frozen import FrozenEstimator
+
     from steinlatent.scores import StudentTScore
 
-    shared = _FittedScore(StudentTScore().fit(X))
+    shared = FrozenEstimator(StudentTScore().fit(X))  # how the runner shares one fit
     for order in (1, 2):
         a = SteinLatent(2, order=order, score=shared, decoder=None, random_state=0).fit(X, Y)
         b = SteinLatent(2, order=order, score="t", decoder=None, random_state=0).fit(X, Y)

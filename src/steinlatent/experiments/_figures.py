@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .simulation import PEER_METHODS
+
 __all__ = ["plot_simulation"]
 
 #: method -> (label, colour, line style, marker)
@@ -24,18 +26,7 @@ STYLE = {
     "pca": ("PCA of x", "tab:gray", "-", "+"),
 }
 MAIN = ("stein1", "stein2", "rrr", "nim", "stein1_oracle", "stein2_oracle")
-PEERS = (
-    "stein1",
-    "stein2",
-    "sir_mean",
-    "sir_pc1",
-    "save_mean",
-    "save_pc1",
-    "phd_mean",
-    "phd_pc1",
-    "pls",
-    "pca",
-)
+PEERS = ("stein1", "stein2", *PEER_METHODS)
 ROWS = ("linear", "pairs", "random_pairs")
 COLS = ("normal", "t", "hyperbolic")
 ROW_TITLE = {"linear": "linear links", "pairs": "pairs", "random_pairs": "random pairs"}

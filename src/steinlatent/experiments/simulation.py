@@ -39,9 +39,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from sklearn.frozen import FrozenEstimator
 
-from ..scores._base import ScoreModel
-from ..scores._elliptical import EllipticalScore, inverse_covariance
+from ..datasets._simulation import index_model_oracle_score
 from ._cli import add_mode, add_run_options, override, report, run_options, standalone
 from ._common import ResultStore, run_tasks, task_seed, timed
 
@@ -51,7 +51,6 @@ __all__ = [
     "X_DISTS",
     "LINKS",
     "CORE_METHODS",
-    "OracleEllipticalScore",
     "simulation_tasks",
     "run_simulation",
     "load_results",
@@ -100,85 +99,6 @@ QUICK = {
     "nim_n": (300, 1000),
     "nim_epochs": 5,
 }
-
-
-class OracleEllipticalScore(EllipticalScore):
-    """The exact score of the simulation's x, in the elliptical closed form (O(n p^2)).
-
-    ``fit`` only records the known dispersion; nothing is estimated from X. With
-    P = Sigma^{-1} and Q = x^T P x, s(x) = c(Q) P x with c = 1 (normal),
-    (p + df)/(df - 2 + Q) (t with Cov = Sigma), sqrt(psi/(chi + Q)) (hyperbolic),
-    as in method.md §2.
-
-    Parameters
-    ----------
-    x_dist : {"normal", "t", "hyperbolic"}
-    Sigma : ndarray of shape (p, p)
-    df, chi, psi : float
-        Degrees of freedom (t) and GIG parameters (hyperbolic).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> s = OracleEllipticalScore("t", np.eye(2), df=10.0).fit(np.zeros((2, 2)))
-    >>> s.score(np.array([[1.0, 0.0]]))  # (2 + 10) / (10 - 2 + 1) = 4/3
-    array([[1.33333333, 0.        ]])
-    """
-
-    _parameter_constraints: dict = {}
-
-    def __init__(self, x_dist="normal", Sigma=None, *, df=10.0, chi=1.0, psi=1.0):
-        self.x_dist = x_dist
-        self.Sigma = Sigma
-        self.df = df
-        self.chi = chi
-        self.psi = psi
-
-    def fit(self, X, y=None):
-        """Record the true location (0) and dispersion; X only fixes n_features_in_."""
-        X = self._validate_X(X, reset=True)
-        Sigma = np.asarray(self.Sigma, dtype=np.float64)
-        if Sigma.shape != (X.shape[1],) * 2:
-            raise ValueError(f"Sigma has shape {Sigma.shape}; X has {X.shape[1]} features.")
-        self.location_ = np.zeros(X.shape[1])
-        self.covariance_ = Sigma
-        self.precision_ = inverse_covariance(Sigma)
-        return self
-
-    def _radial(self, Q):
-        p = self.precision_.shape[0]
-        if self.x_dist == "normal":
-            return np.ones_like(Q), np.zeros_like(Q)
-        if self.x_dist == "t":
-            d = self.df - 2.0 + Q
-            return (p + self.df) / d, -(p + self.df) / d**2
-        if self.x_dist == "hyperbolic":
-            root = np.sqrt(self.chi + Q)
-            return np.sqrt(self.psi) / root, -0.5 * np.sqrt(self.psi) / root**3
-        raise ValueError(f"x_dist must be one of {X_DISTS}; got {self.x_dist!r}.")
-
-
-class _FittedScore(ScoreModel):
-    """A score model fitted once and shared by the first- and second-order fits.
-
-    ``fit`` is a no-op and cloning returns the same object, so ``SteinLatent`` uses the
-    already fitted ``model``. The time of the one real fit is added to each Stein row.
-    """
-
-    def __init__(self, model=None):
-        self.model = model
-
-    def __sklearn_clone__(self):
-        return self
-
-    def fit(self, X, y=None):
-        return self
-
-    def score(self, X):
-        return self.model.score(X)
-
-    def second_order_sum(self, X, w):
-        return self.model.second_order_sum(X, w)
 
 
 # ------------------------------------------------------------------------------ tasks
@@ -304,7 +224,7 @@ def _stein_rows(task, X, Y, score, label, role, suffix):
             def fit(exc=error):
                 raise exc
         else:
-            fit = _stein_fit(X, Y, order, _FittedScore(model), task["seed"])
+            fit = _stein_fit(X, Y, order, FrozenEstimator(model), task["seed"])
         row = _row(task, method, role, label, fit)
         row["fit_time_s"] += score_s  # every Stein fit pays for its score once
         row["detail"] = f"score_fit_s={score_s:.4g}"
@@ -319,9 +239,7 @@ def _core_task(task) -> list[dict]:
     X, Y, B, design = _simulate(task)
     task = {**task, "_B": B}
     fitted = FITTED_SCORE[task["x_dist"]]
-    oracle = OracleEllipticalScore(
-        task["x_dist"], design["Sigma"], df=design["df"], chi=design["chi"], psi=design["psi"]
-    )
+    oracle = index_model_oracle_score(design)
     rows = _stein_rows(task, X, Y, fitted, fitted, "paper", "")
     rows.append(
         _row(

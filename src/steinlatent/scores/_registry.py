@@ -62,7 +62,7 @@ class _FrozenScore(ScoreModel):
 
     @property
     def smoothed(self) -> bool:  # type: ignore[override]
-        return bool(getattr(self.frozen.estimator, "smoothed", False))
+        return bool(getattr(self.model, "smoothed", False))
 
     @property
     def model(self):

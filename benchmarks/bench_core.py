@@ -139,7 +139,7 @@ def main(argv=None) -> None:
             k, order=2, noise_floor=False
         ).fit(X, Y),
         "SteinLatent shrunk gaussian order 1, Y=None (PCA-like)": lambda: SteinLatent(
-            k, order=1, score=GaussianScore(shrinkage=0.1)
+            k, order=1, score_model=GaussianScore(shrinkage=0.1)
         ).fit(X),
     }
     warnings.simplefilter("ignore")  # the order-2 noise-floor warning is expected here
@@ -155,7 +155,7 @@ def main(argv=None) -> None:
             box = {}
 
             def fit_t():
-                box["est"] = SteinLatent(k, order=1, score=StudentTScore(**t_kw)).fit(X, Y)
+                box["est"] = SteinLatent(k, order=1, score_model=StudentTScore(**t_kw)).fit(X, Y)
 
             t0 = time.perf_counter()
             peak_t = traced_peak(fit_t)  # one run: EM is long; time taken under tracemalloc

@@ -98,7 +98,7 @@ def main(argv=None) -> None:
         fit_s = time.perf_counter() - start
         fit_cpu = time.process_time() - cpu0
         start = time.perf_counter()
-        model.score(X)
+        model.evaluate(X)
         score_s = time.perf_counter() - start
         sos_ms = float("nan")
         if args.jacobian_rows:

@@ -115,7 +115,7 @@ def run(kinds, ps, ns, reps, n_test, log):
                             extra["lam_"].append(model.lam_)
                             extra["mult"].append(model.bandwidth_multiplier_)
                             extra["T"].append(model.n_iter_)
-                        errs[name].append(rel_mse(model.score(Xf), s_true))
+                        errs[name].append(rel_mse(model.evaluate(Xf), s_true))
                 row = {"dist": kind, "p": p, "n": n}
                 row.update({k: float(np.median(v)) for k, v in errs.items()})
                 row["auto: T"] = int(np.median(extra["T"]))

@@ -64,7 +64,7 @@ def main(argv=None) -> None:
                 model.fit(X)
                 fit_s[name].append(time.perf_counter() - t0)
                 for order in (1, 2):
-                    est = SteinLatent(3, order=order, score=FrozenEstimator(model),
+                    est = SteinLatent(3, order=order, score_model=FrozenEstimator(model),
                                       noise_floor=False).fit(X, Y)
                     dist[name, order].append(subspace_distance(est.components_.T, B))
             print(f"# seed {seed + 1}/{args.seeds} ({time.perf_counter() - t_start:.0f} s)",

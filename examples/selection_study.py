@@ -1,4 +1,5 @@
 """Dimension-selection rates on the paper's simulation (docs/beyond.md, "Choosing r").
+===================================================================================
 
 For each x distribution, link mechanism and sample size, draw ``--reps`` designs of the
 paper's model (p = 30, q = 20, r = 3), fit first-order SteinLatent with the matching
@@ -6,9 +7,12 @@ plug-in score (Gaussian, t or hyperbolic, as in the paper) and n_components="aut
 and record the dimension chosen by the ladle and by the spectrum-ratio rule (free
 from the same spectrum); with ``--selectors permutation`` the sequential permutation test.
 
-Writes (appending, so an interrupted run keeps its rows):
+Writes (appending, so an interrupted run keeps its rows)::
+
   docs/results/beyond/selection_runs.csv      one row per (design, selector)
-and, with --summarize (run after, or alone on an existing CSV):
+
+and, with --summarize (run after, or alone on an existing CSV)::
+
   docs/results/beyond/selection_rates.csv     rate of choosing r = 3 per cell
   docs/results/beyond/selection_rates.md      the same as a markdown table
   docs/results/beyond/selection_rates.png     rate against n
@@ -40,11 +44,13 @@ What docs/beyond.md reports (one thread each; wall times on a shared 2-core mach
       --runs docs/results/beyond/selection_runs_kernel_ns.csv
     python examples/selection_study.py --only-summarize
 
-``--only-summarize`` reads every selection_runs*.csv in docs/results/beyond.
+``--only-summarize`` reads every ``selection_runs*.csv`` in docs/results/beyond.
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
 import argparse
 import csv
 import time
@@ -56,7 +62,12 @@ from steinlatent.datasets import make_index_model
 from steinlatent.metrics import subspace_distance
 from steinlatent.selection import LadleSelector, PermutationTestSelector, SpectrumRatioSelector
 
-OUT = Path(__file__).resolve().parents[1] / "docs" / "results" / "beyond"
+# Documentation switch: the docs build (docs/conf.py) sets STEINLATENT_GALLERY=1 to run
+# this study at a small size and write its outputs to a temporary folder instead of
+# docs/results/. Run without it, the script does the full study below.
+GALLERY = os.environ.get("STEINLATENT_GALLERY") == "1"
+OUT = (Path(tempfile.mkdtemp(prefix="steinlatent-gallery-")) if GALLERY
+       else Path(__file__).resolve().parents[1] / "docs" / "results" / "beyond")
 SCORES = {"normal": "gaussian", "t": "t", "hyperbolic": "hyperbolic"}
 FIELDS = ["x_dist", "link", "n", "rep", "selector", "refit_score", "n_resamples",
           "chosen", "dist_r", "seconds", "order", "y_transform", "score"]
@@ -88,7 +99,7 @@ def run_one(x_dist, link, n, rep, args, writer):
     # The r = 3 estimate, for context: how well the third direction is estimable at all.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fixed = SteinLatent(3, order=order, score=score, random_state=rep).fit(X, Y)
+        fixed = SteinLatent(3, order=order, score_model=score, random_state=rep).fit(X, Y)
     base = dict(x_dist=x_dist, link=link, n=n, rep=rep, order=args.order,
                 y_transform=args.y_transform, score=args.score,
                 dist_r=round(subspace_distance(fixed.components_.T, B), 4))
@@ -106,7 +117,7 @@ def run_one(x_dist, link, n, rep, args, writer):
                                  chosen=k, seconds=0))
             continue
         t0 = time.perf_counter()
-        est = SteinLatent("auto", order=order, score=score, selector=selectors[name],
+        est = SteinLatent("auto", order=order, score_model=score, selector=selectors[name],
                           random_state=rep)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -208,6 +219,9 @@ def main() -> None:
                     help="summarise every selection_runs*.csv beside --runs")
     ap.add_argument("--only-summarize", action="store_true")
     ap.add_argument("--no-progress", action="store_true")
+    if GALLERY:
+        ap.set_defaults(reps=1, ns=[1000], dists=["t"], links=["pairs"], n_bootstrap=10,
+                        summarize=True, no_progress=True)
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     if not args.only_summarize:

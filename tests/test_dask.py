@@ -56,7 +56,7 @@ SETTINGS = [
     ({"order": 2}, "unsup"),
     ({"order": 1}, "semi"),
     ({"order": 2}, "semi"),
-    ({"order": 1, "score": GaussianScore(shrinkage=0.2)}, "unsup"),
+    ({"order": 1, "score_model": GaussianScore(shrinkage=0.2)}, "unsup"),
 ]
 
 
@@ -149,7 +149,7 @@ def test_bad_blocks_and_inputs_raise_clearly(rng, case, match):
     elif case == "labels":
         Y = da.from_array(np.arange(3000) % 3, chunks=500)
     elif case == "score":
-        kwargs = {"score": "t"}
+        kwargs = {"score_model": "t"}
     Xd = da.from_array(X, chunks=500)
     with dask.config.set(scheduler="threads"), pytest.raises(ValueError, match=match):
         SteinLatent(2, order=1, **kwargs).fit(Xd, Y)
@@ -192,6 +192,7 @@ def cluster_client():
         cluster.close()
 
 
+@pytest.mark.slow  # two worker processes: ~20 s of start-up, imports and teardown
 def test_dask_equals_numpy_on_local_cluster(rng, cluster_client):
     # Two worker processes: statistics are pickled between processes and merged.
     assert len(cluster_client.scheduler_info()["workers"]) == 2

@@ -43,10 +43,10 @@ def test_recovery_improves_with_n_gaussian(order):
 def test_recovery_t_data_nonlinear(score):
     rng = np.random.default_rng(3)
     X, Y, B = _t_index_data(rng, 6000)
-    d1 = _dist(SteinLatent(2, order=1, score=score).fit(X, Y), B)
+    d1 = _dist(SteinLatent(2, order=1, score_model=score).fit(X, Y), B)
     assert d1 < 0.3
     if score == "t":
-        d2 = _dist(SteinLatent(2, order=2, score=score).fit(X, Y), B)
+        d2 = _dist(SteinLatent(2, order=2, score_model=score).fit(X, Y), B)
         assert d2 < 0.6
 
 
@@ -78,7 +78,7 @@ def test_second_order_gaussian_q1_is_phd(rng):
 def test_oracle_score_equals_known_formula(rng):
     X, Y, B = index_data(rng, 2000, 5, 3, 2)
     oracle = CallableScore(lambda Z: Z)  # N(0, I) score
-    est = SteinLatent(2, score=oracle).fit(X, Y)
+    est = SteinLatent(2, score_model=oracle).fit(X, Y)
     np.testing.assert_allclose(est.stein_matrix_, X.T @ (Y - Y.mean(0)) / 2000, atol=1e-12)
 
 
@@ -87,15 +87,15 @@ def test_semi_supervised_blocks(rng):
     Ys = Y.copy()
     Ys[200:] = np.nan
     score = GaussianScore(shrinkage=0.2)
-    est = SteinLatent(2, score=score).fit(X, Ys)
+    est = SteinLatent(2, score_model=score).fit(X, Ys)
     assert est.mode_ == "semi-supervised" and est.n_labelled_ == 200
-    S = est.score_model_.score(X)
+    S = est.score_model_.evaluate(X)
     Xc = X - X.mean(0)
     Yl = Y[:200] - Y[:200].mean(0)
     expected = np.hstack([S.T @ Xc / 600, S[:200].T @ Yl / 200])
     np.testing.assert_allclose(est.stein_matrix_, expected, atol=1e-12)
     # order 2: (1/(n q)) sum_lab sum_j y_ij T + (1/(N p)) sum_all sum_j x_ij T
-    est2 = SteinLatent(2, order=2, score=score).fit(X, Ys)
+    est2 = SteinLatent(2, order=2, score_model=score).fit(X, Ys)
     w = np.zeros(600)
     w += Xc.mean(1) / 600
     w[:200] += Yl.mean(1) / 200
@@ -103,7 +103,7 @@ def test_semi_supervised_blocks(rng):
         est2.stein_matrix_, est2.score_model_.second_order_sum(X, w), atol=1e-12
     )
     # include_features=False drops the feature block.
-    est3 = SteinLatent(2, score=score, include_features=False).fit(X, Ys)
+    est3 = SteinLatent(2, score_model=score, include_features=False).fit(X, Ys)
     np.testing.assert_allclose(est3.stein_matrix_, expected[:, 5:], atol=1e-12)
 
 
@@ -119,11 +119,11 @@ def test_unsupervised_first_order_with_exact_score_raises(rng):
     with pytest.raises(ValueError, match="identity matrix"):
         SteinLatent(2, order=1).fit(X)
     with pytest.raises(ValueError, match="order=2"):
-        SteinLatent(2, order=1, score=StudentTScore(df=8.0)).fit(X)
+        SteinLatent(2, order=1, score_model=StudentTScore(df=8.0)).fit(X)
     # The default resolves to order 2 for an unsmoothed score, and to 1 for a smoothed one.
     X3 = rng.exponential(size=(2000, 4))
     assert SteinLatent(2).fit(X3).order_ == 2
-    shrunk = SteinLatent(2, score=GaussianScore(shrinkage="oas")).fit(X3)
+    shrunk = SteinLatent(2, score_model=GaussianScore(shrinkage="oas")).fit(X3)
     assert shrunk.order_ == 1
 
 
@@ -217,7 +217,7 @@ def test_categorical_labels_one_hot(rng):
         ({"n_components": 5}, "gauss", None, "rank limit 4"),
         ({"n_components": 3}, "gauss", "y1", "rank limit 2"),
         ({"order": 3}, "gauss", None, "order"),
-        ({"score": "gauss"}, "gauss", None, "valid shortcuts"),
+        ({"score_model": "gauss"}, "gauss", None, "valid shortcuts"),
         ({"include_features": "yes"}, "gauss", None, "include_features"),
         ({}, "gauss", "partial_nan", "not entirely NaN"),
         ({}, "gauss", "short", "rows"),
@@ -252,4 +252,4 @@ def test_guards(kwargs, X, Y, match):
 def test_order2_needs_a_jacobian(rng):
     X, Y, _ = index_data(rng, 200, 3, 2, 1)
     with pytest.raises(ValueError, match="second-order"):
-        SteinLatent(1, order=2, score=CallableScore(lambda Z: Z)).fit(X, Y)
+        SteinLatent(1, order=2, score_model=CallableScore(lambda Z: Z)).fit(X, Y)

@@ -31,7 +31,7 @@ def test_full_dimension_is_lossless():
 
 def test_linear_decoder_solves_the_normal_equations():
     X = _curve(800, 1)
-    est = SteinLatent(2, order=1, score=SMOOTH).fit(X)
+    est = SteinLatent(2, order=1, score_model=SMOOTH).fit(X)
     Z = est.transform(X)
     resid = X - est.inverse_transform(Z)
     # Least squares: residuals orthogonal to the latent coordinates and to constants.
@@ -42,7 +42,7 @@ def test_linear_decoder_solves_the_normal_equations():
 def test_linear_reconstruction_is_bounded_by_pca():
     X = _curve(1500, 2)
     for k in (1, 2):
-        est = SteinLatent(k, order=1, score=SMOOTH).fit(X)
+        est = SteinLatent(k, order=1, score_model=SMOOTH).fit(X)
         pca = PCA(k).fit(X)
         err_pca = _mse(pca, X)
         # PCA is the best rank-k linear reconstruction (Eckart-Young), so Stein cannot beat
@@ -53,17 +53,17 @@ def test_linear_reconstruction_is_bounded_by_pca():
 
 def test_nonlinear_decoder_beats_linear_on_a_curve():
     Xtr, Xte = _curve(1500, 3), _curve(500, 4)
-    lin = SteinLatent(1, order=1, score=SMOOTH).fit(Xtr)
-    knn = SteinLatent(1, order=1, score=SMOOTH, decoder=KNeighborsRegressor(10)).fit(Xtr)
+    lin = SteinLatent(1, order=1, score_model=SMOOTH).fit(Xtr)
+    knn = SteinLatent(1, order=1, score_model=SMOOTH, decoder=KNeighborsRegressor(10)).fit(Xtr)
     # One coordinate along the curve determines x; a linear decoder cannot bend with it.
     assert _mse(knn, Xte) < 0.2 * _mse(lin, Xte)
 
 
 def test_decoder_none_and_shape_errors():
     X = _curve(200, 5)
-    est = SteinLatent(1, order=1, score=SMOOTH, decoder=None).fit(X)
+    est = SteinLatent(1, order=1, score_model=SMOOTH, decoder=None).fit(X)
     with pytest.raises(ValueError, match="decoder"):
         est.inverse_transform(est.transform(X))
-    est = SteinLatent(2, order=1, score=SMOOTH).fit(X)
+    est = SteinLatent(2, order=1, score_model=SMOOTH).fit(X)
     with pytest.raises(ValueError, match="shape"):
         est.inverse_transform(np.zeros((3, 3)))

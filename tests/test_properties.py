@@ -24,8 +24,8 @@ def _data(seed, n=400, p=5, q=3, r=2):
 def test_rotating_x_rotates_components(seed, order, score):
     rng, X, Y = _data(seed)
     O = special_ortho_group.rvs(X.shape[1], random_state=seed)
-    est = SteinLatent(2, order=order, score=score).fit(X, Y)
-    rot = SteinLatent(2, order=order, score=score).fit(X @ O.T, Y)
+    est = SteinLatent(2, order=order, score_model=score).fit(X, Y)
+    rot = SteinLatent(2, order=order, score_model=score).fit(X @ O.T, Y)
     # x' = O x, so B' = O B: the rotated estimate spans O span(B_hat).
     tol = 1e-8 if score == "gaussian" else 1e-4  # the t fit stops at an EM tolerance
     assert subspace_distance(O @ est.components_.T, rot.components_.T) < tol
@@ -58,7 +58,7 @@ def test_permuting_samples_leaves_span_unchanged(seed, order, semi):
         Y[rng.random(len(Y)) < 0.5] = np.nan
         Y[:3] = rng.normal(size=(3, Y.shape[1]))  # keep a few labelled rows
     perm = rng.permutation(len(X))
-    a = SteinLatent(2, order=order, score=score).fit(X, Y)
-    b = SteinLatent(2, order=order, score=score).fit(X[perm], Y[perm])
+    a = SteinLatent(2, order=order, score_model=score).fit(X, Y)
+    b = SteinLatent(2, order=order, score_model=score).fit(X[perm], Y[perm])
     assert subspace_distance(a.components_.T, b.components_.T) < 1e-6
     np.testing.assert_allclose(a.components_, b.components_, atol=1e-6)

@@ -38,7 +38,7 @@ def test_recovery_shrinks_with_n(x_dist, score, link, order, bounds):
             X, Y, B = make_index_model(n, 10, 20, 3, x_dist=x_dist, link=link, random_state=seed)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                est = SteinLatent(3, order=order, score=score, random_state=0).fit(X, Y)
+                est = SteinLatent(3, order=order, score_model=score, random_state=0).fit(X, Y)
             dists.append(subspace_distance(est.components_.T, B))
         medians.append(float(np.median(dists)))
         assert medians[-1] < bound, (n, medians[-1])

@@ -201,5 +201,5 @@ def test_ladle_on_the_papers_linear_design(x_dist, score):
         X, Y, _ = make_index_model(1000, 30, 20, 3, x_dist=x_dist, link="linear",
                                    random_state=rep)
         sel = LadleSelector(30, refit_score=False, random_state=rep)
-        hits += _auto(sel, X, Y, score=score).n_components_ == 3
+        hits += _auto(sel, X, Y, score_model=score).n_components_ == 3
     assert hits >= 9

@@ -30,7 +30,7 @@ def _data(n=200, p=4, seed=0):
 def test_first_order_blocks_equal_the_dense_sums(tiny_blocks):
     X, Y = _data()
     score = true_score("t", np.eye(4), df=6)
-    S = score.score(X)
+    S = score.evaluate(X)
     Xc = X - X.mean(0)
     sup = first_order_matrix(score, X, StackedResponses(None, Y, slice(None)))
     np.testing.assert_allclose(sup, S.T @ Y / len(X), rtol=1e-12, atol=1e-14)
@@ -44,7 +44,7 @@ def test_elliptical_second_order_blocks_equal_the_explicit_sum(tiny_blocks):
     X, _ = _data(n=60, seed=2)
     score = true_score("t", np.diag([1.0, 2.0, 0.5, 1.5]), df=6)
     w = np.random.default_rng(3).normal(size=len(X))
-    s, J = score.score(X), score.score_jacobian(X)
+    s, J = score.evaluate(X), score.jacobian(X)
     explicit = np.einsum("i,ia,ib->ab", w, s, s) - np.einsum("i,iab->ab", w, J)
     np.testing.assert_allclose(score.second_order_sum(X, w), explicit, rtol=1e-10,
                                atol=1e-12)

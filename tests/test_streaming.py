@@ -68,8 +68,8 @@ SETTINGS = [
     pytest.param({"order": 1}, "semi", id="semi-order1"),
     pytest.param({"order": 2}, "semi", id="semi-order2"),
     pytest.param({"order": 2, "include_features": False}, "semi", id="semi-order2-labels"),
-    pytest.param({"order": 1, "score": GaussianScore(shrinkage=0.3)}, "unsup", id="shrunk"),
-    pytest.param({"order": 1, "score": GaussianScore(shrinkage="oas")}, "semi", id="oas"),
+    pytest.param({"order": 1, "score_model": GaussianScore(shrinkage=0.3)}, "unsup", id="shrunk"),
+    pytest.param({"order": 1, "score_model": GaussianScore(shrinkage="oas")}, "semi", id="oas"),
 ]
 
 
@@ -83,12 +83,12 @@ def test_sufficient_fit_equals_explicit_score_path(rng, kwargs, kind):
     # The row-sum formulas against sum_i s(x_i) y_i^T and sum_i w_i T(x_i) built from
     # the score itself (the generic path), null level (same permutation) included.
     X, Y = _inputs(rng, kind)
-    score = kwargs.get("score", GaussianScore())
+    score = kwargs.get("score_model", GaussianScore())
     explicit = _ExplicitGaussian(**score.get_params())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fast = SteinLatent(3, random_state=7, **kwargs).fit(X, Y)
-        slow = SteinLatent(3, random_state=7, **{**kwargs, "score": explicit}).fit(X, Y)
+        slow = SteinLatent(3, random_state=7, **{**kwargs, "score_model": explicit}).fit(X, Y)
     assert hasattr(fast, "_stats") and not hasattr(slow, "_stats")
     _assert_same(fast, slow)
     if fast.order_ == 2:
@@ -201,7 +201,7 @@ def test_partial_fit_after_fit_continues(rng):
     _assert_same(est, SteinLatent(2, order=2).fit(X, Y), null=False)
     # A generic fit (another score) leaves nothing for partial_fit to continue.
     with pytest.raises(ValueError, match="EM"):
-        SteinLatent(2, order=1, score="t").fit(X, Y).partial_fit(X, Y)
+        SteinLatent(2, order=1, score_model="t").fit(X, Y).partial_fit(X, Y)
 
 
 def _bad_chunk_cases():
@@ -253,9 +253,9 @@ def test_bad_chunks_name_the_chunk_and_leave_state_unchanged(rng, case, match):
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"score": "t"}, "EM"),
-        ({"score": "hyperbolic"}, "several passes"),
-        ({"score": GaussianScore(shrinkage="ledoit_wolf")}, "GaussianScore"),
+        ({"score_model": "t"}, "EM"),
+        ({"score_model": "hyperbolic"}, "several passes"),
+        ({"score_model": GaussianScore(shrinkage="ledoit_wolf")}, "GaussianScore"),
         ({"order": "both"}, "order='both'"),
         ({"n_components": "auto"}, "n_components='auto'"),
         ({"decoder": KNeighborsRegressor()}, "decoder="),
@@ -305,7 +305,7 @@ def test_noise_floor_false_skips_only_the_null(rng):
         warnings.simplefilter("ignore")
         a = SteinLatent(3, order=2, random_state=0).fit(X, Y)
         b = SteinLatent(3, order=2, noise_floor=False).fit(X, Y)
-        c = SteinLatent(3, order=2, score="t", noise_floor=False).fit(X, Y)
+        c = SteinLatent(3, order=2, score_model="t", noise_floor=False).fit(X, Y)
     assert a.null_level_ > 0 and b.null_level_ is None and c.null_level_ is None
     _assert_same(b, a, null=False)
     with pytest.raises(ValueError, match="noise_floor=True"):

@@ -25,14 +25,11 @@ from ._stein import (
     second_order_matrix,
 )
 from ._streaming import StreamingMixin, moment_score
-from ._validation import check_responses, check_samples
+from ._validation import check_responses, check_samples, renamed_parameters
+from .exceptions import DegenerateSteinMatrixError
 from .scores._registry import resolve_score
 
 __all__ = ["SteinLatent"]
-
-
-class DegenerateSteinMatrixError(ValueError):
-    """The requested Stein matrix carries no information about span(B) by construction."""
 
 
 class SteinLatent(
@@ -74,7 +71,7 @@ class SteinLatent(
     order : {1, 2, "both", "auto"}, default="auto"
         "auto" is 1 when responses are given or the score is smoothed, and 2 for the
         unsupervised mode with an unsmoothed score (never the degenerate case).
-    score : str or ScoreModel, default="gaussian"
+    score_model : str or ScoreModel, default="gaussian"
         A score model (cloned and fitted on all rows of X) or a shortcut:
         "gaussian", "t", "hyperbolic", "kernel", "denoising". To reuse one expensive
         fit (kernel, denoising) across estimators, pass it wrapped in
@@ -148,7 +145,7 @@ class SteinLatent(
     >>> from steinlatent.datasets import make_index_model
     >>> from steinlatent.metrics import subspace_distance
     >>> X, Y, B = make_index_model(3000, 10, 6, 2, x_dist="t", random_state=0)
-    >>> est = SteinLatent(2, score="t").fit(X, Y)
+    >>> est = SteinLatent(2, score_model="t").fit(X, Y)
     >>> subspace_distance(est.components_.T, B) < 0.5
     True
     """
@@ -156,7 +153,7 @@ class SteinLatent(
     _parameter_constraints: dict = {
         "n_components": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "order": [StrOptions({"auto", "both"}), Interval(Integral, 1, 2, closed="both")],
-        "score": "no_validation",  # resolve_score gives the error listing shortcuts
+        "score_model": "no_validation",  # resolve_score gives the error listing shortcuts
         "include_features": [StrOptions({"auto"}), "boolean"],
         "response_type": [StrOptions({"auto", "continuous", "categorical"})],
         "selector": "no_validation",
@@ -165,12 +162,13 @@ class SteinLatent(
         "random_state": ["random_state"],
     }
 
+    @renamed_parameters(score="score_model")
     def __init__(
         self,
         n_components=2,
         *,
         order="auto",
-        score="gaussian",
+        score_model="gaussian",
         include_features="auto",
         response_type="auto",
         selector="ladle",
@@ -180,7 +178,7 @@ class SteinLatent(
     ):
         self.n_components = n_components
         self.order = order
-        self.score = score
+        self.score_model = score_model
         self.include_features = include_features
         self.response_type = response_type
         self.selector = selector
@@ -218,12 +216,12 @@ class SteinLatent(
 
             return fit_dask(self, X, Y)
         X = check_samples(self, X, reset=True)
-        if moment_score(self.score) is not None and self.order != "both":
+        if moment_score(self.score_model) is not None and self.order != "both":
             # Gaussian score: one pass of sums over rows (steinlatent._sufficient).
             return self._fit_sufficient(X, Y)
         self.__dict__.pop("_stats", None)  # partial_fit cannot continue a generic fit
         resp = self._prepare_responses(X, Y)
-        self.score_model_ = resolve_score(self.score).fit(X)
+        self.score_model_ = resolve_score(self.score_model).fit(X)
         self.order_ = self._resolve_order()
         self._check_not_degenerate(features_included=resp.features is not None)
         vectors, spectrum, M, null = self._decompose(X, resp, self.order_)
@@ -377,7 +375,7 @@ class SteinLatent(
             warnings.warn(
                 "Semi-supervised first order with an unsmoothed score: the feature block "
                 "(1/N) sum s(x_i) x_i^T estimates the identity (Stein's lemma), so it adds "
-                "no direction, only noise. Use a smoothed score (score='kernel', "
+                "no direction, only noise. Use a smoothed score (score_model='kernel', "
                 "'denoising', or GaussianScore(shrinkage=...)) or include_features=False.",
                 UserWarning,
                 stacklevel=3,
@@ -392,7 +390,7 @@ class SteinLatent(
                 f"maximum-likelihood score ({type(self.score_model_).__name__}) estimates "
                 "the identity matrix: Stein's lemma gives E[s(x) x^T] = I for every "
                 "distribution, so its singular vectors carry no information. Use order=2, "
-                "or a smoothed score: score='kernel', score='denoising', or "
+                "or a smoothed score: score_model='kernel', score_model='denoising', or "
                 "GaussianScore(shrinkage='ledoit_wolf')."
             )
 
@@ -483,7 +481,7 @@ class SteinLatent(
                 + (
                     "With y = x it measures departures from the score's model (third "
                     "moments for a Gaussian score), which are noise for near-Gaussian or "
-                    "symmetric x: use order=1 with a smoothed score (score='kernel', "
+                    "symmetric x: use order=1 with a smoothed score (score_model='kernel', "
                     "'denoising', or GaussianScore(shrinkage=...))."
                     if self.mode_ == "unsupervised"
                     else "Responses that are (near-)linear in x have a zero second-order "

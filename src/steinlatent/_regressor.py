@@ -136,7 +136,7 @@ class SteinRegressor(
         self.latent_ = SteinLatent(
             self.n_components,
             order=self.order,
-            score=self.score_model,
+            score_model=self.score_model,
             response_type="continuous",
             selector=self.selector,
             decoder=None,

@@ -57,7 +57,7 @@ def first_order_matrix(score_model, X: np.ndarray, resp: StackedResponses) -> np
     step = chunk_rows(p)
     for start in range(0, n, step):
         sl = slice(start, start + step)
-        S = np.asarray(score_model.score(X[sl]), dtype=float)
+        S = np.asarray(score_model.evaluate(X[sl]), dtype=float)
         if Mf is not None:
             Mf += S.T @ feats[sl]
         if Ml is not None:

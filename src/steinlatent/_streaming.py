@@ -117,7 +117,7 @@ class StreamingMixin:
 
         Equivalent to :meth:`fit` on the concatenation of every chunk passed so far
         (up to rounding, ~1e-12 relative in float64), for the maximum-likelihood
-        Gaussian score (``score="gaussian"`` or ``GaussianScore`` with shrinkage None,
+        Gaussian score (``score_model="gaussian"`` or ``GaussianScore`` with shrinkage None,
         a float or "oas"), orders 1 and 2, supervised, unsupervised and
         semi-supervised (rows of ``Y`` entirely NaN). The cost of a chunk of m rows is
         O(m p^2) plus an O(p^3) decomposition; memory is O(p^2), independent of the
@@ -216,13 +216,13 @@ class StreamingMixin:
 
         ``where`` names the caller in the messages ("partial_fit", "the Dask fit").
         """
-        score = moment_score(self.score)
+        score = moment_score(self.score_model)
         if score is None:
-            name = self.score if isinstance(self.score, str) else type(self.score).__name__
+            name = self.score_model if isinstance(self.score_model, str) else type(self.score_model).__name__
             raise ValueError(
-                f"{where} needs a score fitted from sums over rows: score='gaussian' or "
+                f"{where} needs a score fitted from sums over rows: score_model='gaussian' or "
                 "GaussianScore(shrinkage=None, a float or 'oas'); got "
-                f"score={name!r}. Student t and hyperbolic scores are fitted by EM and the "
+                f"score_model={name!r}. Student t and hyperbolic scores are fitted by EM and the "
                 "kernel and denoising scores by optimisation, all with several passes over "
                 "the rows: fit them with SteinLatent.fit on a numpy array (for data larger "
                 "than memory, fit on a random subsample)."
@@ -295,7 +295,7 @@ class StreamingMixin:
             self.mode_ = "unsupervised"
             self.n_labelled_ = 0
             include = True
-        self.score_model_ = resolve_score(self.score)
+        self.score_model_ = resolve_score(self.score_model)
         self.order_ = self._resolve_order()
         self._check_not_degenerate(features_included=include)
         order2 = self.order_ == 2
@@ -368,7 +368,7 @@ class StreamingMixin:
         self.mode_ = mode
         self.n_labelled_ = nl
         self.n_samples_seen_ = n
-        score = resolve_score(self.score)
+        score = resolve_score(self.score_model)
         score._fit_moments(n, stats.mean, stats.covariance())
         self.score_model_ = score
         self.order_ = plan["order"]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from sklearn.utils.validation import check_array, validate_data
 
-__all__ = ["check_samples", "check_responses", "check_weights", "labelled_rows"]
+__all__ = ["renamed_parameters", "check_samples", "check_responses", "check_weights", "labelled_rows"]
 
 
 def check_samples(estimator, X, *, reset: bool, name: str = "X", min_samples: int = 2):
@@ -81,3 +83,26 @@ def check_weights(w, n_samples: int, *, name: str = "w"):
     if not np.all(np.isfinite(w)):
         raise ValueError(f"{name} contains NaN or infinity.")
     return w
+
+
+def renamed_parameters(**renamed: str):
+    """Decorate ``__init__`` so that a parameter renamed in version 0.2 raises a clear
+    TypeError naming its new name (no deprecation cycle in 0.x).
+
+    ``functools.wraps`` keeps the signature that scikit-learn's ``get_params`` reads.
+    """
+
+    def decorate(init):
+        @functools.wraps(init)
+        def wrapper(self, *args, **kwargs):
+            for old, new in renamed.items():
+                if old in kwargs:
+                    raise TypeError(
+                        f"{type(self).__name__}() got an unexpected keyword argument "
+                        f"{old!r}: it was renamed {new!r} in version 0.2."
+                    )
+            init(self, *args, **kwargs)
+
+        return wrapper
+
+    return decorate

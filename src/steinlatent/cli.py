@@ -2,11 +2,17 @@
 
 A thin argparse layer over the public API; every number it prints comes from a fit
 made in the same run.
+
+User errors (a bad option, an unreadable or inconsistent data file, a setting the
+estimator rejects) print one line ``error: ...`` to stderr and exit with status 2,
+without a traceback. Set the environment variable ``STEINLATENT_DEBUG=1`` to see the
+traceback instead.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 import warnings
@@ -15,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["main"]
+__all__ = ["main", "build_parser"]
 
 # name -> module with add_arguments(parser) and run_cli(args) -> int
 _REPRODUCTIONS = {
@@ -24,20 +30,164 @@ _REPRODUCTIONS = {
     "m1": "steinlatent.experiments.m1",
 }
 
+#: Exit status of every user error (argparse's own convention for usage errors).
+EXIT_USAGE = 2
 
-def _load_matrix(path: str, name: str) -> np.ndarray:
+#: Environment variable that turns the one-line errors back into tracebacks.
+DEBUG_ENV_VAR = "STEINLATENT_DEBUG"
+
+# Exceptions that mean "the input or the environment is wrong", not "the code is wrong":
+# the library's validation raises ValueError / TypeError (scikit-learn's
+# InvalidParameterError and our DegenerateSteinMatrixError subclass ValueError); missing
+# files raise OSError; a missing optional extra raises ImportError naming the extra.
+_USER_ERRORS = (ValueError, TypeError, OSError, ImportError)
+
+# The simulated demo design (the paper's harder setting).
+_DEMO_P, _DEMO_Q, _DEMO_R = 30, 20, 3
+_DEMO_KERNEL_MAX_ROWS = 10_000
+
+
+# ------------------------------------------------------------------ argument types
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
+    return number
+
+
+def _n_components(value: str) -> int | str:
+    if value == "auto":
+        return value
+    try:
+        return _positive_int(value)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive integer or 'auto', got {value!r}"
+        ) from None
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line starting with ``error:``."""
+
+    def error(self, message: str):  # type: ignore[override]
+        # argparse prints the whole usage block and "prog: error: ..."; one line that
+        # starts like every other error of the command is easier to read and to grep.
+        self.exit(EXIT_USAGE, f"error: {message} (see '{self.prog} --help')\n")
+
+
+# ------------------------------------------------------------------ data files
+def _existing(path: str, option: str) -> Path:
     p = Path(path)
-    if not p.exists():
-        raise SystemExit(f"error: --{name} file {p} does not exist")
+    if not p.is_file():
+        what = "is a folder, not a file" if p.is_dir() else "does not exist"
+        raise ValueError(f"--{option} file {p} {what}")
+    return p
+
+
+def _read_table(p: Path, option: str) -> np.ndarray:
+    """Read a .npy array or a delimited text table (comma for .csv, whitespace else)."""
     if p.suffix == ".npy":
-        return np.load(p)
+        try:
+            return np.load(p, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise ValueError(f"could not read --{option} {p} as a .npy array: {exc}") from exc
     delim = "," if p.suffix == ".csv" else None
     try:
-        return np.loadtxt(p, delimiter=delim, ndmin=2)
+        with warnings.catch_warnings():
+            # An empty file only warns ("input contained no data"); it is reported below.
+            warnings.simplefilter("ignore", UserWarning)
+            return np.loadtxt(p, delimiter=delim, ndmin=2)
     except ValueError as exc:
-        raise SystemExit(f"error: could not read --{name} {p} as a numeric table: {exc}") from exc
+        raise ValueError(
+            f"could not read --{option} {p} as a numeric table: {exc}"
+            + (" (for class labels pass --response-type categorical)" if option == "y" else "")
+        ) from exc
 
 
+def _load_matrix(path: str, option: str) -> np.ndarray:
+    """Load ``--x`` (2-D, finite) or numeric ``--y`` (1-D or 2-D; NaN rows = unlabelled)."""
+    p = _existing(path, option)
+    A = _read_table(p, option)
+    if A.size == 0:
+        raise ValueError(f"--{option} file {p} holds no data (empty file)")
+    if A.dtype.kind not in "biuf":
+        raise ValueError(f"--{option} file {p} holds {A.dtype} values, not numbers")
+    if option == "x":
+        A = A.astype(np.float64, copy=False)
+        if A.ndim != 2:
+            raise ValueError(
+                f"--x file {p} holds a {A.ndim}-D array of shape {A.shape}; X must be 2-D "
+                "(n_samples, n_features): save one feature as X.reshape(-1, 1)"
+            )
+        if not np.isfinite(A).all():
+            row, col = np.argwhere(~np.isfinite(A))[0]
+            raise ValueError(
+                f"--x file {p} has a missing or infinite value ({A[row, col]}) in row "
+                f"{row + 1}, column {col + 1}; X must be finite (impute or drop those rows)"
+            )
+    elif A.ndim > 2:
+        raise ValueError(f"--y file {p} holds a {A.ndim}-D array; Y must be 1-D or 2-D")
+    if A.shape[0] < 2:
+        raise ValueError(f"--{option} file {p} has {A.shape[0]} row; at least 2 are needed")
+    return A
+
+
+def _load_labels(path: str) -> np.ndarray:
+    """Class labels for ``--response-type categorical``: one label per line (or a .npy)."""
+    p = _existing(path, "y")
+    if p.suffix == ".npy":
+        labels = _read_table(p, "y")
+        if labels.ndim == 2 and labels.shape[1] == 1:
+            labels = labels[:, 0]
+    else:
+        try:
+            text = p.read_text()
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"could not read --y {p} as text: {exc}") from exc
+        labels = np.array(
+            [s.strip() for s in text.splitlines() if s.strip() and not s.lstrip().startswith("#")]
+        )
+    if labels.size == 0:
+        raise ValueError(f"--y file {p} holds no labels (empty file)")
+    if labels.ndim != 1:
+        raise ValueError(
+            f"--y file {p} holds an array of shape {labels.shape}; class labels must be one "
+            "column (one label per line)"
+        )
+    return labels
+
+
+def _load_responses(args, n_rows: int):
+    """Y from ``--y`` as the estimator expects it, checked against the rows of X."""
+    if args.y is None:
+        if args.response_type == "categorical":
+            raise ValueError("--response-type categorical needs class labels in --y FILE")
+        return None
+    if args.response_type == "categorical":
+        Y = _load_labels(args.y)
+    else:
+        Y = _load_matrix(args.y, "y")
+    if len(Y) != n_rows:
+        raise ValueError(
+            f"--y file {args.y} has {len(Y)} rows but --x file {args.x} has {n_rows}; "
+            "each sample needs one row of responses (an all-NaN row marks an unlabelled one)"
+        )
+    return Y
+
+
+def _labelled_rows(Y: np.ndarray, *, categorical: bool) -> np.ndarray:
+    """Rows of Y that carry labels (not all NaN); raises on partly missing rows."""
+    from ._validation import labelled_rows
+
+    if categorical or Y.dtype.kind != "f":  # class labels or integers: no NaN possible
+        return np.ones(len(Y), dtype=bool)
+    return labelled_rows(Y.reshape(len(Y), -1), name="--y")
+
+
+# ------------------------------------------------------------------ commands
 def _fmt_table(rows: list[dict], cols: list[str]) -> str:
     width = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in cols}
     line = "  ".join(c.ljust(width[c]) for c in cols)
@@ -54,10 +204,7 @@ def _timed_fit(est, X, Y):
     return est, time.perf_counter() - t0
 
 
-_DEMO_KERNEL_MAX_ROWS = 10_000
-
-
-def _kernel_fits(X, k):
+def _kernel_fits(X, k, *, second_order: bool, response_type: str):
     """Both orders with one KernelScore fit, shared through FrozenEstimator (no refit)."""
     from sklearn.frozen import FrozenEstimator
 
@@ -65,62 +212,88 @@ def _kernel_fits(X, k):
     from .scores import KernelScore
 
     kernel, secs = _timed_fit(KernelScore(random_state=0), X, None)
-    print(f"Fitted KernelScore() (nu-method, lam='auto') in {secs:.1f} s; both kernel rows "
+    print(f"Fitted KernelScore() (nu-method, lam='auto') in {secs:.1f} s; the kernel rows "
           "below reuse it.")
     kernel = FrozenEstimator(kernel)
-    return [
-        ("Stein order 1, kernel score", SteinLatent(k, order=1, score=kernel)),
-        ("Stein order 2, kernel score", SteinLatent(k, order=2, score=kernel, random_state=0)),
-    ]
+    fits = [("Stein order 1, kernel score",
+             SteinLatent(k, order=1, score_model=kernel, response_type=response_type))]
+    if second_order:
+        fits.append(("Stein order 2, kernel score",
+                     SteinLatent(k, order=2, score_model=kernel, random_state=0)))
+    return fits
 
 
 def _demo(args) -> int:
     from sklearn.decomposition import PCA
+    from sklearn.preprocessing import OneHotEncoder
 
     from . import SteinLatent
     from .baselines import ReducedRankRegression
     from .metrics import subspace_distance
 
     if args.x is None:
+        if args.y is not None:
+            raise ValueError("--y needs --x (without --x the demo simulates both X and Y)")
+        if args.n_components not in (None, _DEMO_R):
+            raise ValueError(
+                f"--n-components is for --x data; the simulated design has r = {_DEMO_R} "
+                "latent directions, and the demo compares the methods at that dimension"
+            )
         from .datasets import make_index_model
 
         X, Y, B = make_index_model(
-            args.n, 30, 20, 3, x_dist="t", link="pairs", random_state=args.seed
+            args.n, _DEMO_P, _DEMO_Q, _DEMO_R, x_dist="t", link="pairs", random_state=args.seed
         )
-        k = 3
+        k = _DEMO_R
         print(
             f"Simulated the paper's harder setting: t-distributed x (nu = 10), nonlinear "
-            f"'pairs' links, n = {args.n}, p = 30, q = 20, r = 3 (seed {args.seed})."
+            f"'pairs' links, n = {args.n}, p = {_DEMO_P}, q = {_DEMO_Q}, r = {_DEMO_R} "
+            f"(seed {args.seed})."
         )
     else:
         X = _load_matrix(args.x, "x")
-        Y = _load_matrix(args.y, "y") if args.y else None
+        Y = _load_responses(args, len(X))
         B = None
-        k = args.n_components
+        k = 3 if args.n_components is None else args.n_components
         print(f"Loaded X {X.shape}" + (f" and Y {Y.shape}" if Y is not None else " (no Y)"))
+    categorical = args.response_type == "categorical"
+    labelled = _labelled_rows(Y, categorical=categorical) if Y is not None else None
+    if labelled is not None and not labelled.all():
+        print(f"Semi-supervised: {int(labelled.sum())} of {len(Y)} rows of Y are labelled; "
+              "reduced-rank regression is fitted on those rows only.")
 
+    # (name, estimator, rows of X to fit on, responses or None)
     fits = []
     if Y is not None:
-        fits += [
-            ("Stein order 1, fitted t score", SteinLatent(k, order=1, score="t")),
-            ("Stein order 2, fitted t score", SteinLatent(k, order=2, score="t", random_state=0)),
-        ]
+        fits.append(("Stein order 1, fitted t score",
+                     SteinLatent(k, order=1, score_model="t", response_type=args.response_type),
+                     X, Y))
+        if categorical:
+            # One-hot rows all sum to 1, so the order-2 Stein matrix is identically zero.
+            print("(order 2 skipped: class labels carry no second-order signal)")
+        else:
+            fits.append(("Stein order 2, fitted t score",
+                         SteinLatent(k, order=2, score_model="t", random_state=0), X, Y))
         if len(X) <= _DEMO_KERNEL_MAX_ROWS:
-            fits += _kernel_fits(X, k)
+            fits += [(name, est, X, Y) for name, est in _kernel_fits(
+                X, k, second_order=not categorical, response_type=args.response_type)]
         else:
             print(f"(kernel score skipped: more than {_DEMO_KERNEL_MAX_ROWS} rows; its fit "
                   "costs O(n^2) time and memory)")
-        fits.append(("reduced-rank regression", ReducedRankRegression(k)))
+        # Reduced-rank regression has no notion of unlabelled rows: give it the labelled
+        # ones, as a numeric (one-hot for classes) response matrix.
+        Y_rrr = Y[labelled]
+        if categorical:
+            Y_rrr = OneHotEncoder(sparse_output=False).fit_transform(Y_rrr.reshape(-1, 1))
+        fits.append(("reduced-rank regression", ReducedRankRegression(k), X[labelled], Y_rrr))
     else:
-        fits += [
-            ("Stein order 2 (unsupervised), t score", SteinLatent(k, score="t", random_state=0)),
-        ]
-    fits.append(("PCA of x", PCA(k)))
+        fits.append(("Stein order 2 (unsupervised), t score",
+                     SteinLatent(k, score_model="t", random_state=0), X, None))
+    fits.append(("PCA of x", PCA(k), X, None))
     rows = []
     spectra = {}
-    for name, est in fits:
-        needs_y = not isinstance(est, PCA)
-        est, secs = _timed_fit(est, X, Y if needs_y else None)
+    for name, est, X_fit, Y_fit in fits:
+        est, secs = _timed_fit(est, X_fit, Y_fit)
         row = {"method": name, "fit time (s)": f"{secs:.3f}"}
         if B is not None:
             row["subspace distance"] = f"{subspace_distance(est.components_.T, B):.3f}"
@@ -135,7 +308,8 @@ def _demo(args) -> int:
     print()
     print(_fmt_table(rows, cols))
     if B is not None:
-        print(f"\nDistance = min_V ||B_hat - B V||_F, between 0 and sqrt(2r) = {np.sqrt(6):.2f}.")
+        print(f"\nDistance = min_V ||B_hat - B V||_F, between 0 and sqrt(2r) = "
+              f"{np.sqrt(2 * k):.2f}.")
     for name, s in spectra.items():
         print(f"{name}: leading |spectrum| " + ", ".join(f"{v:.3g}" for v in s[: k + 3]))
     _demo_figure(spectra, k, args.out)
@@ -173,10 +347,10 @@ def _fit(args) -> int:
     from . import SteinLatent
 
     X = _load_matrix(args.x, "x")
-    Y = _load_matrix(args.y, "y") if args.y else None
+    Y = _load_responses(args, len(X))
     order = args.order if args.order in ("auto", "both") else int(args.order)
-    n_comp = args.n_components if args.n_components == "auto" else int(args.n_components)
-    est = SteinLatent(n_comp, order=order, score=args.score, random_state=args.seed)
+    est = SteinLatent(args.n_components, order=order, score_model=args.score,
+                      response_type=args.response_type, random_state=args.seed)
     est.fit(X, Y) if Y is not None else est.fit(X)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -191,15 +365,58 @@ def _fit(args) -> int:
     return 0
 
 
+def _check_data(study: str, data_dir) -> None:
+    """Fail before a long run starts (and its progress bars) when the data files are absent."""
+    if study == "mnist":
+        from .datasets._mnist import _mnist_folder
+
+        _mnist_folder(data_dir)
+    elif study == "m1":
+        from .datasets._m1 import _m1_paths
+
+        _m1_paths(data_dir)
+
+
 def _reproduce(args) -> int:
+    _check_data(args.study, getattr(args, "data_dir", None))
     module = import_module(_REPRODUCTIONS[args.study])
     return int(module.run_cli(args) or 0)
 
 
+# ------------------------------------------------------------------ parser
+_EPILOG = (
+    f"Errors in the input print one line 'error: ...' and exit with status {EXIT_USAGE}; "
+    f"set {DEBUG_ENV_VAR}=1 to see the traceback instead."
+)
+
+_RESPONSE_TYPE_HELP = (
+    "how to read --y: 'continuous' (and 'auto'): a numeric table, one row per sample, "
+    "an all-NaN row marking an unlabelled sample (semi-supervised); 'categorical': class "
+    "labels (any text), one per line, or a 1-D .npy, one-hot encoded for order 1"
+)
+
+
+def _add_data_options(sub: argparse.ArgumentParser, *, x_required: bool) -> None:
+    sub.add_argument(
+        "--x", required=x_required,
+        help="CSV (comma), NPY or whitespace-separated text file of X (n_samples x "
+        "n_features), no header" + ("" if x_required else "; default: simulate the "
+                                    "paper's design"),
+    )
+    sub.add_argument("--y", help="file of responses Y (n_samples x n_responses) or, with "
+                     "--response-type categorical, of class labels; optional")
+    sub.add_argument("--response-type", default="auto",
+                     choices=["auto", "continuous", "categorical"], help=_RESPONSE_TYPE_HELP)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    """The ``steinlatent`` argument parser (subcommands ``demo``, ``fit``, ``reproduce``)."""
+    from .scores import SCORE_SHORTCUTS
+
+    parser = _Parser(
         prog="steinlatent",
         description="Learn low-dimensional latent spaces with Stein's lemma.",
+        epilog=_EPILOG,
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -207,26 +424,30 @@ def build_parser() -> argparse.ArgumentParser:
         "demo",
         help="fit Stein, reduced-rank regression and PCA on the paper's t / nonlinear design "
         "(or on your --x/--y) and print distances and times",
+        epilog=_EPILOG,
     )
-    demo.add_argument("--x", help="CSV/NPY of X (n x p); default: simulate the paper's design")
-    demo.add_argument("--y", help="CSV/NPY of responses Y (n x q); optional with --x")
-    demo.add_argument("--n-components", type=int, default=3, help="latent dimension for --x")
-    demo.add_argument("--n", type=int, default=5000, help="simulated sample size")
+    _add_data_options(demo, x_required=False)
+    demo.add_argument("--n-components", type=_positive_int, default=None,
+                      help=f"latent dimension for --x data (default 3; the simulated design "
+                      f"uses its true r = {_DEMO_R})")
+    demo.add_argument("--n", type=_positive_int, default=5000, help="simulated sample size")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--out", default="results-local/demo", help="folder for the figure")
     demo.set_defaults(func=_demo)
 
-    fit = sub.add_parser("fit", help="fit SteinLatent on CSV/NPY files and write the results")
-    fit.add_argument("--x", required=True)
-    fit.add_argument("--y")
-    fit.add_argument("-k", "--n-components", default="2", help="an integer or 'auto'")
+    fit = sub.add_parser("fit", help="fit SteinLatent on CSV/NPY files and write the results",
+                         epilog=_EPILOG)
+    _add_data_options(fit, x_required=True)
+    fit.add_argument("-k", "--n-components", type=_n_components, default=2,
+                     help="a positive integer or 'auto'")
     fit.add_argument("--order", default="auto", choices=["auto", "1", "2", "both"])
-    fit.add_argument("--score", default="gaussian")
+    fit.add_argument("--score", "--score-model", dest="score", default="gaussian",
+                     choices=list(SCORE_SHORTCUTS), help="score model of x")
     fit.add_argument("--seed", type=int, default=0)
     fit.add_argument("--out", default="results-local/fit")
     fit.set_defaults(func=_fit)
 
-    rep = sub.add_parser("reproduce", help="reproduce a figure of the paper")
+    rep = sub.add_parser("reproduce", help="reproduce a figure of the paper", epilog=_EPILOG)
     rep_sub = rep.add_subparsers(dest="study", required=True)
     for study, modname in _REPRODUCTIONS.items():
         sp = rep_sub.add_parser(study, help=f"the paper's {study} study")
@@ -238,13 +459,42 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _debug() -> bool:
+    return os.environ.get(DEBUG_ENV_VAR, "").strip().lower() not in ("", "0", "false", "no")
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status (0 success, 2 user error).
+
+    Parameters
+    ----------
+    argv : list of str or None, default=None
+        Arguments without the program name; None reads ``sys.argv[1:]``.
+
+    Returns
+    -------
+    int
+        0 on success, 2 on a user error (one line ``error: ...`` on stderr); with
+        ``STEINLATENT_DEBUG=1`` the errors propagate with their traceback.
+    """
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2), already printed
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     if getattr(args, "_import_error", None):
         print(f"error: {args._import_error}", file=sys.stderr)
-        return 2
-    return int(args.func(args) or 0)
+        return EXIT_USAGE
+    try:
+        return int(args.func(args) or 0)
+    except _USER_ERRORS as exc:
+        if _debug():
+            raise
+        # One line: library messages may span several (scikit-learn's NaN advice does).
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        hint = f" (set {DEBUG_ENV_VAR}=1 for the traceback)" if isinstance(exc, TypeError) else ""
+        print(f"error: {message}{hint}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -82,8 +82,8 @@ def _refit_template(estimator, n_components: int, *, frozen_score=None):
         new["order"] = estimator.order_
     if "decoder" in params:
         new["decoder"] = None  # the decoder is not needed to read components_
-    if frozen_score is not None and "score" in params:
-        new["score"] = FrozenEstimator(frozen_score)  # resamples reuse the full-data fit
+    if frozen_score is not None and "score_model" in params:
+        new["score_model"] = FrozenEstimator(frozen_score)  # resamples reuse the full-data fit
     return clone(estimator).set_params(**new)
 
 

@@ -50,7 +50,7 @@ def test_B_spans_top_singular_space_of_gaussian_matrix():
     B_o = np.random.default_rng(seed).standard_normal((p, q))
     U = np.linalg.svd(B_o)[0][:, :r]
     _, _, B = make_index_model(10, p, q, r, random_state=seed)
-    assert subspace_dist(B, U) < 1e-10
+    assert subspace_dist(B, U) < 1e-6  # a sine of ~1e-15 rounding shows as ~3e-8
     # and not the span of some other left singular vectors
     assert subspace_dist(B, np.linalg.svd(B_o)[0][:, r : 2 * r]) > 1.0
 
@@ -261,7 +261,7 @@ def test_oracle_score_is_minus_grad_log_density(x_dist):
     oracle = index_model_oracle_score(d)
     logpdf = _logpdf(x_dist, d["Sigma"], d["chi"], d["psi"])
     h = 1e-4
-    S = oracle.score(X)
+    S = oracle.evaluate(X)
     for i in range(len(X)):
         fd = np.array([(logpdf(X[i] + h * e) - logpdf(X[i] - h * e)) / (2 * h) for e in np.eye(3)])
         np.testing.assert_allclose(S[i], -fd, rtol=1e-6, atol=1e-8)
@@ -271,15 +271,15 @@ def test_oracle_score_is_minus_grad_log_density(x_dist):
 def test_oracle_jacobian_and_second_order_sum(x_dist):
     X, Y, _, d = make_index_model(6, 4, 3, 1, x_dist=x_dist, random_state=2, return_params=True)
     oracle = index_model_oracle_score(d)
-    J = oracle.score_jacobian(X)
+    J = oracle.jacobian(X)
     h = 1e-6
     for b in range(4):
         E = np.zeros(4)
         E[b] = h
-        fd = (oracle.score(X + E) - oracle.score(X - E)) / (2 * h)
+        fd = (oracle.evaluate(X + E) - oracle.evaluate(X - E)) / (2 * h)
         np.testing.assert_allclose(J[:, :, b], fd, rtol=1e-6, atol=1e-8)
     w = Y.mean(1)
-    S = oracle.score(X)
+    S = oracle.evaluate(X)
     ref = sum(w[i] * (np.outer(S[i], S[i]) - J[i]) for i in range(len(X)))
     np.testing.assert_allclose(oracle.second_order_sum(X, w), ref, rtol=1e-10, atol=1e-10)
 
@@ -290,14 +290,14 @@ def test_oracle_stein_identity(x_dist):
     X, _, _, d = make_index_model(
         100_000, 4, 3, 1, x_dist=x_dist, random_state=3, return_params=True
     )
-    M = index_model_oracle_score(d).score(X).T @ X / len(X)
+    M = index_model_oracle_score(d).evaluate(X).T @ X / len(X)
     np.testing.assert_allclose(M, np.eye(4), atol=0.03)
 
 
 def test_true_score_direct_and_errors():
     Sigma = np.diag([1.0, 4.0])
     np.testing.assert_allclose(
-        true_score("normal", Sigma).score(np.array([[1.0, 2.0]])), [[1.0, 0.5]]
+        true_score("normal", Sigma).evaluate(np.array([[1.0, 2.0]])), [[1.0, 0.5]]
     )
     with pytest.raises(ValueError, match="x_dist"):
         true_score("cauchy", Sigma)

@@ -92,16 +92,16 @@ def test_shared_score_shortcut_equals_steinlatent(N, p):
     lab = np.sort(rng.choice(N, 15, replace=False))
     Ynan = np.full_like(Y, np.nan)
     Ynan[lab] = Y[lab]
-    S = _kernel(**PAPER).fit(X).score(X)
+    S = _kernel(**PAPER).fit(X).evaluate(X)
     st = StackedStein(S, X)
     h = 4
     cases = [
-        (SteinLatent(h, order=1, score=_kernel(**PAPER), decoder=None).fit(X, Ynan),
+        (SteinLatent(h, order=1, score_model=_kernel(**PAPER), decoder=None).fit(X, Ynan),
          st.basis(h, Y=Y, labelled=lab)),
-        (SteinLatent(h, order=1, score=_kernel(**PAPER), include_features=False,
+        (SteinLatent(h, order=1, score_model=_kernel(**PAPER), include_features=False,
                      decoder=None).fit(X, Ynan),
          st.basis(h, Y=Y, labelled=lab, features=False)),
-        (SteinLatent(h, order=1, score=_kernel(**PAPER), decoder=None).fit(X),
+        (SteinLatent(h, order=1, score_model=_kernel(**PAPER), decoder=None).fit(X),
          st.basis(h)),
     ]
     assert cases[0][0].mode_ == "semi-supervised"
@@ -120,7 +120,7 @@ def test_supervised_shortcut_equals_steinlatent_on_labelled_cells():
     Y = X[:, :2] @ rng.normal(size=(2, 4)) + 0.1 * rng.normal(size=(80, 4))
     lab = np.arange(30)
     B = _supervised_basis(X, Y, lab, 3, PAPER, 0)
-    est = SteinLatent(3, order=1, score=_kernel(**PAPER), decoder=None).fit(X[lab], Y[lab])
+    est = SteinLatent(3, order=1, score_model=_kernel(**PAPER), decoder=None).fit(X[lab], Y[lab])
     assert _proj_diff(est.components_.T, B) < 1e-8
 
 
@@ -139,7 +139,7 @@ def _task(tmp_path, X, Y):
     np.savez(path, X=X, Y=Y)
     key = ("file", str(path))
     m1._DATA_CACHE.pop(key, None)
-    S = _kernel(**PAPER).fit(X).score(X)
+    S = _kernel(**PAPER).fit(X).evaluate(X)
     cache = tmp_path / "S.npz"
     np.savez(cache, S=S, meta="{}")
     return {"score": "paper", "rep": 0, "seed": 11, "cache": str(cache), "sup": True,

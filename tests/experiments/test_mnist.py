@@ -158,7 +158,7 @@ def test_score_at_level_matches_model_score_at_sigma_min(encoders):
         (1.0, 0.3), hidden=(16,), max_epochs=1, standardize="global", random_state=0
     ).fit(X)
     np.testing.assert_allclose(
-        score_at_level(model, X[:20], 0.3), model.score(X[:20]), rtol=1e-5, atol=1e-6
+        score_at_level(model, X[:20], 0.3), model.evaluate(X[:20]), rtol=1e-5, atol=1e-6
     )
     from sklearn.frozen import FrozenEstimator
 

@@ -140,14 +140,14 @@ def test_oracle_score_is_minus_grad_log_density(x_dist):
     # The runner's oracle is the library's (steinlatent.datasets.true_score).
     model = true_score(x_dist, Sigma, df=df, chi=chi, psi=psi)
     X = rng.normal(size=(5, p)) * 2
-    S = model.fit(X).score(X)
+    S = model.fit(X).evaluate(X)
     h = 1e-6
     for i in range(len(X)):
         fd = [-(logpdf(X[i] + h * e) - logpdf(X[i] - h * e)) / (2 * h) for e in np.eye(p)]
         np.testing.assert_allclose(S[i], fd, rtol=1e-6, atol=1e-8)
     # The O(n p^2) second-order sum equals the explicit sum of s s^T - grad s.
     w = rng.normal(size=len(X))
-    J = model.score_jacobian(X)
+    J = model.jacobian(X)
     explicit = np.einsum("i,ia,ib->ab", w, S, S) - np.einsum("i,iab->ab", w, J)
     np.testing.assert_allclose(model.second_order_sum(X, w), explicit, rtol=1e-10, atol=1e-12)
 
@@ -166,8 +166,8 @@ def test_fitted_score_wrapper_gives_the_library_fit():
 
     shared = FrozenEstimator(StudentTScore().fit(X))  # how the runner shares one fit
     for order in (1, 2):
-        a = SteinLatent(2, order=order, score=shared, decoder=None, random_state=0).fit(X, Y)
-        b = SteinLatent(2, order=order, score="t", decoder=None, random_state=0).fit(X, Y)
+        a = SteinLatent(2, order=order, score_model=shared, decoder=None, random_state=0).fit(X, Y)
+        b = SteinLatent(2, order=order, score_model="t", decoder=None, random_state=0).fit(X, Y)
         assert subspace_distance(a.components_.T, b.components_.T) < 1e-8
 
 
@@ -367,7 +367,7 @@ def _headline_medians(reps, n, links, p=30):
             X, Y, B = make_index_model(n, p, 20, 3, x_dist="t", link=link, random_state=seed)
             d1.append(
                 subspace_distance(
-                    SteinLatent(3, order=1, score="t", decoder=None).fit(X, Y).components_.T, B
+                    SteinLatent(3, order=1, score_model="t", decoder=None).fit(X, Y).components_.T, B
                 )
             )
             dr.append(subspace_distance(ReducedRankRegression(3).fit(X, Y).components_.T, B))

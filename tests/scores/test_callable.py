@@ -22,7 +22,7 @@ def test_callable_errors(rng):
         CallableScore("not callable").fit(X)
     with pytest.raises(ValueError, match="one score row per sample"):
         CallableScore(lambda Z: Z[:, :1]).fit(X)
-    with pytest.raises(NotImplementedError, match="score_jacobian"):
+    with pytest.raises(NotImplementedError, match="jac="):
         CallableScore(lambda Z: Z).fit(X).second_order_sum(X, np.ones(10))
 
 

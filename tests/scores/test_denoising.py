@@ -65,8 +65,8 @@ def test_learned_score_matches_smoothed_gaussian_score():
     ).fit(X)
     assert model.sigma_ == 0.3
     P = smoothed_precision(model, Sigma)
-    assert rel_mse(model.score(Xt), (Xt - MU) @ P) < 0.12
-    J = model.score_jacobian(Xt)
+    assert rel_mse(model.evaluate(Xt), (Xt - MU) @ P) < 0.12
+    J = model.jacobian(Xt)
     rel_jac = np.mean(np.sum((J - P) ** 2, axis=(1, 2))) / np.sum(P**2)
     assert rel_jac < 0.06
 
@@ -94,7 +94,7 @@ def test_estimand_is_the_score_smoothed_at_the_smallest_level(standardize):
         np.testing.assert_allclose(model.scale_, np.sqrt(X.var(axis=0).mean()))
     else:
         np.testing.assert_array_equal(model.scale_, 1.0)
-    s = model.score(Xt)
+    s = model.evaluate(Xt)
     err_smoothed = rel_mse(s, U @ P)
     err_raw = rel_mse(s, U @ np.linalg.inv(Sigma))
     assert err_smoothed < 0.08
@@ -119,14 +119,14 @@ def small_model():
 
 def test_jacobian_matches_finite_differences(small_model):
     X = gaussian(3, n=20)[0]
-    J = small_model.score_jacobian(X)
+    J = small_model.jacobian(X)
     assert J.shape == (20, 3, 3)
     h = 1e-5 * SCALES
     fd = np.empty_like(J)
     for b in range(3):
         e = np.zeros(3)
         e[b] = h[b]
-        fd[:, :, b] = (small_model.score(X + e) - small_model.score(X - e)) / (2 * h[b])
+        fd[:, :, b] = (small_model.evaluate(X + e) - small_model.evaluate(X - e)) / (2 * h[b])
     np.testing.assert_allclose(J, fd, rtol=1e-6, atol=1e-7 * np.abs(J).max())
 
 
@@ -134,8 +134,8 @@ def test_second_order_sum_equals_explicit_sum(small_model):
     # 1500 rows: more than one internal batch of the weighted-Jacobian pass.
     X = gaussian(4, n=1500)[0]
     w = np.random.default_rng(0).normal(size=len(X))
-    s = small_model.score(X)
-    J = small_model.score_jacobian(X)
+    s = small_model.evaluate(X)
+    J = small_model.jacobian(X)
     explicit = (s * w[:, None]).T @ s - np.einsum("i,iab->ab", w, J)
     explicit = 0.5 * (explicit + explicit.T)
     got = small_model.second_order_sum(X, w)
@@ -148,7 +148,7 @@ def test_float32_inference_agrees_with_float64(small_model):
     m32 = clone(small_model).set_params(eval_dtype="float32")
     # Reuse the fitted state: only the inference precision differs.
     m32.__dict__.update({k: v for k, v in small_model.__dict__.items() if k.endswith("_")})
-    s64, s32 = small_model.score(X), m32.score(X)
+    s64, s32 = small_model.evaluate(X), m32.evaluate(X)
     assert s32.dtype == np.float64
     np.testing.assert_allclose(s32, s64, rtol=1e-4, atol=1e-5 * np.abs(s64).max())
     w = np.ones(len(X))
@@ -159,9 +159,9 @@ def test_float32_inference_agrees_with_float64(small_model):
 def test_same_seed_same_scores_other_seed_differs():
     X, Xt, _ = gaussian(6, n=300)
     kw = dict(noise_levels="auto", hidden=(8,), max_epochs=3)
-    a = DenoisingScore(random_state=7, **kw).fit(X).score(Xt)
-    b = DenoisingScore(random_state=7, **kw).fit(X).score(Xt)
-    c = DenoisingScore(random_state=8, **kw).fit(X).score(Xt)
+    a = DenoisingScore(random_state=7, **kw).fit(X).evaluate(Xt)
+    b = DenoisingScore(random_state=7, **kw).fit(X).evaluate(Xt)
+    c = DenoisingScore(random_state=8, **kw).fit(X).evaluate(Xt)
     np.testing.assert_array_equal(a, b)
     assert not np.allclose(a, c)
 
@@ -212,12 +212,12 @@ def test_keyboard_interrupt_keeps_best_weights(monkeypatch):
     with pytest.warns(UserWarning, match="interrupted after 2 epoch"):
         model = DenoisingScore(hidden=(4,), max_epochs=50, random_state=0).fit(X)
     assert model.interrupted_ and model.n_epochs_ == 2 and model.best_epoch_ in (1, 2)
-    assert np.all(np.isfinite(model.score(X)))
+    assert np.all(np.isfinite(model.evaluate(X)))
 
     calls["n"] = 2  # the next call (the first epoch) is interrupted
     with pytest.warns(UserWarning, match="untrained"):
         model = DenoisingScore(hidden=(4,), max_epochs=50, random_state=0).fit(X)
-    assert model.n_epochs_ == 0 and np.all(np.isfinite(model.score(X)))
+    assert model.n_epochs_ == 0 and np.all(np.isfinite(model.evaluate(X)))
 
 
 def test_verbose_progress_bar(capsys):
@@ -286,12 +286,12 @@ def test_bad_inputs():
     model = DenoisingScore(hidden=(4,), max_epochs=1)
     X = np.random.default_rng(0).normal(size=(20, 2))
     with pytest.raises(NotFittedError):
-        model.score(X)
+        model.evaluate(X)
     with pytest.raises(ValueError, match="NaN"):
         model.fit(np.where(np.eye(20, 2) > 0, np.nan, X))
     model.fit(X)
     with pytest.raises(ValueError, match="features"):
-        model.score(np.ones((3, 5)))
+        model.evaluate(np.ones((3, 5)))
     with pytest.raises(ValueError, match="w has 3 entries"):
         model.second_order_sum(X, np.ones(3))
     with pytest.raises(ValueError, match="validation_fraction"):

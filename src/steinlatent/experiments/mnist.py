@@ -16,7 +16,7 @@ the full 10 000-image test set. Two stages, each resumable:
    ``stein1``    paper     ``SteinLatent(order=1)`` with y = x and a
                            :class:`~steinlatent.scores.DenoisingScore` (smoothed
                            score) evaluated at the clean images, level ``sigma_``
-   ``stein2``    paper     ``SteinLatent(order=2, score="gaussian")`` with y = x, on
+   ``stein2``    paper     ``SteinLatent(order=2, score_model="gaussian")`` with y = x, on
                            the pixels that are not constant in the training subset
    ``semi``      beyond    first order, y = (x, one-hot label): the two Stein blocks
                            side by side (method.md §3), same denoising score
@@ -75,7 +75,7 @@ H_GRID = tuple(range(10, 19))
 N_TRAIN = 10_000
 #: Noise ladder of the denoising score network, in units of the global pixel standard
 #: deviation (``standardize="global"``; about 0.31 on MNIST, so 0.1 ~ 0.03 in [0, 1]
-#: pixel units). ``stein1`` uses the smallest level, as ``DenoisingScore.score`` does.
+#: pixel units). ``stein1`` uses the smallest level, as ``DenoisingScore.evaluate`` does.
 SIGMA_LEVELS = (3.0, 2.0, 1.0, 0.5, 0.3, 0.2, 0.1)
 SCORE_EPOCHS = 30
 #: Shrinkage levels of the Gaussian smoothed score in the linear-decoder ablation.
@@ -182,7 +182,7 @@ def score_at_level(model, X, sigma: float) -> np.ndarray:
 
     The network is noise-conditional, so any level of its ladder can be read off one
     fit: s_sigma(x) = f((x - location) / scale, log sigma) / (sigma * scale), the same
-    formula as ``model.score`` (which uses the smallest level ``model.sigma_``).
+    formula as ``model.evaluate`` (which uses the smallest level ``model.sigma_``).
     """
     import torch
 
@@ -264,7 +264,7 @@ def fit_encoders(
     info["sigma"] = score.sigma_
 
     def stein1():
-        est = SteinLatent(h_max, order=1, score=FrozenEstimator(score), decoder=None)
+        est = SteinLatent(h_max, order=1, score_model=FrozenEstimator(score), decoder=None)
         return est.fit(X).components_
 
     bases["stein1"], t1 = timed(stein1)
@@ -274,7 +274,7 @@ def fit_encoders(
         est = SteinLatent(
             h_max,
             order=1,
-            score=FrozenEstimator(score),
+            score_model=FrozenEstimator(score),
             include_features=True,
             response_type="categorical",
             decoder=None,
@@ -290,7 +290,7 @@ def fit_encoders(
     info["n_constant_pixels"] = int((~keep).sum())
 
     def stein2():
-        est = SteinLatent(h_max, order=2, score="gaussian", decoder=None, random_state=0)
+        est = SteinLatent(h_max, order=2, score_model="gaussian", decoder=None, random_state=0)
         B = np.zeros((h_max, X.shape[1]))
         B[:, keep] = est.fit(X[:, keep]).components_
         return B
@@ -303,7 +303,7 @@ def fit_encoders(
     # with Sigma_a = (1 - a) Sigma + a tr(Sigma)/p I, so M = Sigma_a^{-1} Sigma shares PCA's
     # eigenvectors; its ablation rows show how close a smoothed score sits to PCA.
     for a in GAUSS_SHRINKAGE:
-        est = SteinLatent(h_max, order=1, score=GaussianScore(shrinkage=a), decoder=None)
+        est = SteinLatent(h_max, order=1, score_model=GaussianScore(shrinkage=a), decoder=None)
         bases[f"stein1_gauss@{a:g}"] = est.fit(X).components_
     return bases, info
 

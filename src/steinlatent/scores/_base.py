@@ -1,9 +1,13 @@
 """The score-model interface shared by every score family.
 
-A score model answers three questions about a density p on R^p:
+A score model answers these questions about a density p on R^p:
 
-* ``score(X)``: the first-order score s(x) = -grad log p(x), one row per sample;
-* ``score_jacobian(X)``: grad s(x), shape (n, p, p) (entry [i, a, b] = d s_a / d x_b);
+* ``evaluate(X)``: the first-order score s(x) = -grad log p(x), one row per sample;
+* ``jacobian(X)``: grad s(x), shape (n, p, p) (entry [i, a, b] = d s_a / d x_b);
+* ``divergence(X)``: tr grad s(x), shape (n,);
+* ``score(X)``: scikit-learn's scalar, higher is better: minus the Hyvarinen
+  score-matching objective E[1/2 |s|^2 - tr grad s] on the rows of X (held-out rows
+  when called by ``GridSearchCV``), so a score model can be tuned like any estimator;
 * ``second_order_sum(X, w)``: sum_i w_i T(x_i) with T = s s^T - grad s = hess p / p,
   a single p x p matrix computed without ever holding one p x p matrix per sample
   (subclasses override it with a closed-form reduction; the generic fallback chunks).
@@ -26,12 +30,12 @@ _CHUNK_ENTRIES = 8_000_000
 
 
 class ScoreModel(BaseEstimator, metaclass=ABCMeta):
-    """Base class of score models: ``fit(X)``, ``score(X)``, ``second_order_sum(X, w)``.
+    """Base class of score models: ``fit``, ``evaluate``, ``score``, ``second_order_sum``.
 
-    Subclasses implement :meth:`fit` and :meth:`score`; they may implement
-    :meth:`score_jacobian` (needed for second-order estimators) and
-    :meth:`log_prob`. The generic :meth:`second_order_sum` uses
-    ``score`` and ``score_jacobian`` in row chunks; families with structure
+    Subclasses implement :meth:`fit` and :meth:`evaluate`; they may implement
+    :meth:`jacobian` (needed for second-order estimators), a cheaper
+    :meth:`divergence` and :meth:`log_prob`. The generic :meth:`second_order_sum` uses
+    ``evaluate`` and ``jacobian`` in row chunks; families with structure
     (elliptical, kernel) override it with an O(n p^2) reduction.
 
     Notes
@@ -56,10 +60,10 @@ class ScoreModel(BaseEstimator, metaclass=ABCMeta):
         """Fit the score model to samples ``X`` of shape (n_samples, n_features)."""
 
     @abstractmethod
-    def score(self, X) -> np.ndarray:
+    def evaluate(self, X) -> np.ndarray:
         """Return s(X) = -grad log p(X), shape (n_samples, n_features)."""
 
-    def score_jacobian(self, X) -> np.ndarray:
+    def jacobian(self, X) -> np.ndarray:
         """Return grad s(X), shape (n_samples, n_features, n_features).
 
         Entry ``[i, a, b]`` is the derivative of s_a with respect to x_b at x_i.
@@ -98,8 +102,8 @@ class ScoreModel(BaseEstimator, metaclass=ABCMeta):
         step = max(1, _CHUNK_ENTRIES // max(1, p * p))
         for start in range(0, X.shape[0], step):
             sl = slice(start, start + step)
-            s = self.score(X[sl])
-            J = self.score_jacobian(X[sl])
+            s = self.evaluate(X[sl])
+            J = self.jacobian(X[sl])
             out += (s * w[sl, None]).T @ s
             out -= np.einsum("i,iab->ab", w[sl], J)
         return 0.5 * (out + out.T)
@@ -109,3 +113,17 @@ class ScoreModel(BaseEstimator, metaclass=ABCMeta):
         from .._validation import check_samples
 
         return check_samples(self, X, reset=reset)
+
+
+def _fd_divergence(func, X: np.ndarray) -> np.ndarray:
+    """tr grad func(X) by central differences (2 p evaluations), for models without a
+    Jacobian; the step is scaled to each feature's spread so it is unit-free."""
+    n, p = X.shape
+    scale = np.std(X, axis=0) if n > 1 else np.abs(X).max(axis=0)
+    h = 1e-5 * np.where(scale > 0, scale, 1.0)
+    out = np.zeros(n)
+    for a in range(p):
+        E = np.zeros(p)
+        E[a] = h[a]
+        out += (np.asarray(func(X + E))[:, a] - np.asarray(func(X - E))[:, a]) / (2 * h[a])
+    return out

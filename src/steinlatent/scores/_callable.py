@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._validation import renamed_parameters
 from ._base import ScoreModel
 
 __all__ = ["CallableScore"]
@@ -12,16 +13,14 @@ __all__ = ["CallableScore"]
 class CallableScore(ScoreModel):
     """Wrap a known score s(X) (and optionally its Jacobian) as a score model.
 
-    The parameters are stored as instance attributes named ``score`` and
-    ``score_jacobian``, so ``model.score(X)`` calls the user's function directly.
-
     Parameters
     ----------
-    score : callable
-        ``score(X) -> (n, p)`` returning s(x) = -grad log p(x) (the paper's sign).
-    score_jacobian : callable or None, default=None
-        ``score_jacobian(X) -> (n, p, p)`` returning grad s(x) (entry [i, a, b] is
-        d s_a / d x_b); needed for second-order estimators.
+    func : callable
+        ``func(X) -> (n, p)`` returning s(x) = -grad log p(x) (the paper's sign).
+    jac : callable or None, default=None
+        ``jac(X) -> (n, p, p)`` returning grad s(x) (entry [i, a, b] is
+        d s_a / d x_b); needed for second-order estimators. Without it,
+        :meth:`score` uses central differences of ``func`` for the divergence.
 
     Examples
     --------
@@ -34,33 +33,35 @@ class CallableScore(ScoreModel):
     (2, 2)
     """
 
-    def __init__(self, score, score_jacobian=None):
-        self.score = score
-        self.score_jacobian = score_jacobian
-
-    def score(self, X):  # replaced on the instance by the user's callable
-        raise NotImplementedError
+    @renamed_parameters(score="func", score_jacobian="jac")
+    def __init__(self, func, jac=None):
+        self.func = func
+        self.jac = jac
 
     def fit(self, X, y=None):
         """Check the callables and record ``n_features_in_``; nothing is estimated."""
-        if not callable(self.score):
-            raise TypeError("CallableScore(score=...) must be a callable X -> (n, p) array.")
-        if self.score_jacobian is not None and not callable(self.score_jacobian):
-            raise TypeError("CallableScore(score_jacobian=...) must be callable or None.")
+        if not callable(self.func):
+            raise TypeError("CallableScore(func=...) must be a callable X -> (n, p) array.")
+        if self.jac is not None and not callable(self.jac):
+            raise TypeError("CallableScore(jac=...) must be callable or None.")
         X = self._validate_X(X, reset=True)
-        s = np.asarray(self.score(X[:2]))
+        s = np.asarray(self.func(X[:2]))
         if s.shape != X[:2].shape:
             raise ValueError(
-                f"CallableScore(score=...) returned shape {s.shape} for input of shape "
+                f"CallableScore(func=...) returned shape {s.shape} for input of shape "
                 f"{X[:2].shape}; it must return one score row per sample."
             )
         self.fitted_ = True
         return self
 
-    def second_order_sum(self, X, w) -> np.ndarray:
-        """Sum of w_i T(x_i) from the user's score and Jacobian (chunked)."""
-        if self.score_jacobian is None:
+    def evaluate(self, X) -> np.ndarray:
+        """Return ``func(X)``, the user's s(X)."""
+        return np.asarray(self.func(X), dtype=float)
+
+    def jacobian(self, X) -> np.ndarray:
+        """Return ``jac(X)``, the user's grad s(X)."""
+        if self.jac is None:
             raise NotImplementedError(
-                "CallableScore needs score_jacobian= for second-order estimators (order=2)."
+                "CallableScore needs jac= for second-order estimators (order=2)."
             )
-        return super().second_order_sum(X, w)
+        return np.asarray(self.jac(X), dtype=float)

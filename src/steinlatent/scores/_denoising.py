@@ -205,9 +205,9 @@ class DenoisingScore(ScoreModel):
     >>> from steinlatent.scores import DenoisingScore
     >>> X = np.random.default_rng(0).normal(size=(300, 2))
     >>> model = DenoisingScore(hidden=(16,), max_epochs=3, random_state=0).fit(X)
-    >>> model.score(X[:5]).shape
+    >>> model.evaluate(X[:5]).shape
     (5, 2)
-    >>> model.score_jacobian(X[:5]).shape
+    >>> model.jacobian(X[:5]).shape
     (5, 2, 2)
     """
 
@@ -491,7 +491,7 @@ class DenoisingScore(ScoreModel):
     def _width(self) -> int:
         return max(self.n_features_in_ + 1, *self._check_hidden())
 
-    def score(self, X) -> np.ndarray:
+    def evaluate(self, X) -> np.ndarray:
         """Return the smoothed score s_sigma(X) = -grad log p_sigma(X), shape (n, p).
 
         p_sigma is the data density convolved with N(0, sigma_^2 D^2) (see the class
@@ -506,7 +506,7 @@ class DenoisingScore(ScoreModel):
                 out[sl] = net(_net_input(torch, z, log_sig)).cpu().numpy()
         return out / (self.sigma_ * self.scale_)
 
-    def score_jacobian(self, X) -> np.ndarray:
+    def jacobian(self, X) -> np.ndarray:
         """Return grad s_sigma(X), shape (n, p, p); [i, a, b] = d s_a / d x_b at x_i.
 
         Computed by ``torch.func.vmap(jacrev(...))`` in row batches; not symmetrised.

@@ -80,13 +80,19 @@ class EllipticalScore(ScoreModel):
         """Return Q = (x - mu)^T P (x - mu) for each row of ``X``."""
         return self._whiten(X)[2]
 
-    def score(self, X) -> np.ndarray:
+    def evaluate(self, X) -> np.ndarray:
         """Return s(X) = -grad log p(X), shape (n_samples, n_features)."""
         _, PU, Q = self._whiten(X)
         c, _ = self._radial(Q)
         return c[:, None] * PU
 
-    def score_jacobian(self, X) -> np.ndarray:
+    def divergence(self, X) -> np.ndarray:
+        """Return tr grad s(X) = 2 c'(Q) |P u|^2 + c(Q) tr P in O(n p)."""
+        _, PU, Q = self._whiten(X)
+        c, dc = self._radial(Q)
+        return 2.0 * dc * np.einsum("ij,ij->i", PU, PU) + c * np.trace(self.precision_)
+
+    def jacobian(self, X) -> np.ndarray:
         """Return grad s(X), shape (n_samples, n_features, n_features)."""
         _, PU, Q = self._whiten(X)
         c, dc = self._radial(Q)

@@ -45,7 +45,7 @@ class GaussianScore(EllipticalScore):
     >>> import numpy as np
     >>> from steinlatent.scores import GaussianScore
     >>> X = np.random.default_rng(0).normal(size=(500, 3))
-    >>> s = GaussianScore().fit(X).score(X)
+    >>> s = GaussianScore().fit(X).evaluate(X)
     >>> s.shape
     (500, 3)
     """

@@ -270,7 +270,7 @@ class HyperbolicScore(EllipticalScore):
     ...     (p + 1) / 2, np.sqrt(chi * psi)).rvs(2000, random_state=rng)
     >>> X = np.sqrt(w)[:, None] * rng.normal(size=(2000, p))
     >>> model = HyperbolicScore().fit(X)
-    >>> model.score(X).shape
+    >>> model.evaluate(X).shape
     (2000, 3)
     >>> bool(2.0 < np.sqrt(model.chi_ * model.psi_) < 10.0)  # true alpha-bar: 4.58
     True

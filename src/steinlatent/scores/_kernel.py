@@ -12,7 +12,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from .._validation import check_weights
+from .._validation import check_weights, renamed_parameters
 from ._base import ScoreModel
 from ._kernels import KERNELS, WeightedSum, median_distance, sq_dists
 
@@ -154,7 +154,7 @@ class _Problem:
                              self.z, ct, tol, maxiter)
             if not ok:
                 warnings.warn(
-                    f"KernelScore(estimator='tikhonov'): CG did not reach tol={tol:g} in "
+                    f"KernelScore(solver='tikhonov'): CG did not reach tol={tol:g} in "
                     f"{maxiter} iterations at lam={lam:.3g}; increase n_iter or lam.",
                     ConvergenceWarning, stacklevel=4,
                 )
@@ -168,8 +168,8 @@ class _Problem:
         if size > _SPECTRAL_MAX:
             what = "n_samples" if self.kern.diagonal else "n_samples * n_features"
             raise ValueError(
-                f"estimator='spectral' needs a dense eigendecomposition of size {what} = "
-                f"{size} > {_SPECTRAL_MAX}. Use estimator='nu' (matrix-free), a diagonal "
+                f"solver='spectral' needs a dense eigendecomposition of size {what} = "
+                f"{size} > {_SPECTRAL_MAX}. Use solver='nu' (matrix-free), a diagonal "
                 "kernel, or a smaller max_points."
             )
         K = self.kern.dense(self.X, self.X, self.sigma) / M
@@ -252,7 +252,7 @@ class KernelScore(ScoreModel):
 
     Parameters
     ----------
-    estimator : {"nu", "tikhonov", "landweber", "spectral"}, default="nu"
+    solver : {"nu", "tikhonov", "landweber", "spectral"}, default="nu"
         The spectral filter.
 
         * ``"nu"``: the nu-method (accelerated Landweber; the paper's choice), T iterations
@@ -384,17 +384,17 @@ default="curl_free_imq"
     >>> from steinlatent.scores import KernelScore
     >>> X = np.random.default_rng(0).normal(size=(400, 3))
     >>> model = KernelScore(random_state=0).fit(X)
-    >>> s = model.score(X)  # ~ X for N(0, I)
+    >>> s = model.evaluate(X)  # ~ X for N(0, I)
     >>> bool(np.mean((s - X) ** 2) / np.mean(X ** 2) < 0.3)
     True
-    >>> model.score_jacobian(X[:5]).shape
+    >>> model.jacobian(X[:5]).shape
     (5, 3, 3)
     """
 
     smoothed = True
 
     _parameter_constraints: dict = {
-        "estimator": [StrOptions({"nu", "tikhonov", "landweber", "spectral"})],
+        "solver": [StrOptions({"nu", "tikhonov", "landweber", "spectral"})],
         "kernel": [StrOptions(set(KERNELS))],
         "lam": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither"), "array-like"],
         "bandwidth": [StrOptions({"median"}), Interval(Real, 0, None, closed="neither")],
@@ -415,9 +415,10 @@ default="curl_free_imq"
         "verbose": ["boolean"],
     }
 
+    @renamed_parameters(estimator="solver")
     def __init__(
         self,
-        estimator="nu",
+        solver="nu",
         *,
         kernel="curl_free_imq",
         lam="auto",
@@ -434,7 +435,7 @@ default="curl_free_imq"
         random_state=None,
         verbose=False,
     ):
-        self.estimator = estimator
+        self.solver = solver
         self.kernel = kernel
         self.lam = lam
         self.bandwidth = bandwidth
@@ -460,13 +461,13 @@ default="curl_free_imq"
         return arr
 
     def _check_settings(self):
-        iterative = self.estimator in ("nu", "landweber")
+        iterative = self.solver in ("nu", "landweber")
         if self.n_iter is not None:
-            if self.estimator == "spectral":
-                raise ValueError("n_iter is not used by estimator='spectral'; leave it None.")
+            if self.solver == "spectral":
+                raise ValueError("n_iter is not used by solver='spectral'; leave it None.")
             if iterative and not (isinstance(self.lam, str) and self.lam == "auto"):
                 raise ValueError(
-                    f"Give either lam or n_iter for estimator={self.estimator!r}, not both "
+                    f"Give either lam or n_iter for solver={self.solver!r}, not both "
                     f"(got lam={self.lam!r}, n_iter={self.n_iter}); n_iter = T fixes "
                     "lam = s / T^2 (nu) or s / T (landweber)."
                 )
@@ -477,7 +478,7 @@ default="curl_free_imq"
 
     def _candidates(self, lam_grid, kappa, s):
         """(lam, T) pairs from most to least regularised; T is None for Tikhonov/spectral."""
-        est = self.estimator
+        est = self.solver
         if est in ("nu", "landweber") and self.n_iter is not None:
             T = int(self.n_iter)
             return [(s / T**2 if est == "nu" else s / T, T)]
@@ -501,7 +502,7 @@ default="curl_free_imq"
 
     def _path(self, prob, cands):
         """Yield (k, c, a) for the k-th candidate of ``cands`` along the filter's path."""
-        est = self.estimator
+        est = self.solver
         s = self._scale(prob.kappa)
         if est in ("nu", "landweber"):
             index = {T: k for k, (_, T) in enumerate(cands)}
@@ -555,7 +556,7 @@ default="curl_free_imq"
         n = X.shape[0]
         kern = KERNELS[self.kernel]
 
-        iterative = self.estimator in ("nu", "landweber")
+        iterative = self.solver in ("nu", "landweber")
         lam_searched = (
             len(lam_grid) > 1
             if lam_grid is not None
@@ -604,7 +605,7 @@ default="curl_free_imq"
         self.operator_scale_ = float(s)
         if iterative:
             self.n_iter_ = int(T)
-        elif self.estimator == "tikhonov":
+        elif self.solver == "tikhonov":
             self.n_iter_ = int(prob.cg_iter)
         else:
             self.n_iter_ = 0
@@ -714,7 +715,7 @@ default="curl_free_imq"
             elif J > best:  # ties (e.g. the same eigenpairs kept) do not count
                 since += 1
                 # The spectral cut-off has its eigenpairs already: its grid costs no matvecs.
-                if since >= _PATIENCE and self.estimator != "spectral":
+                if since >= _PATIENCE and self.solver != "spectral":
                     break
         return best, (cands[-1][0] if len(cands) > 1 else None)
 
@@ -749,11 +750,11 @@ default="curl_free_imq"
             res["wsum"] = acc.total()
         return X, res
 
-    def score(self, X) -> np.ndarray:
+    def evaluate(self, X) -> np.ndarray:
         """Return s(X) = -grad log p(X) (the paper's sign), shape (n_samples, n_features)."""
         return -self._eval(X, value=True)[1]["value"]
 
-    def score_jacobian(self, X) -> np.ndarray:
+    def jacobian(self, X) -> np.ndarray:
         """Return grad s(X), shape (n_samples, n_features, n_features), analytically.
 
         Entry [i, a, b] = d s_a / d x_b. Symmetric for curl-free kernels; for diagonal
@@ -764,15 +765,18 @@ default="curl_free_imq"
             J = 0.5 * (J + J.transpose(0, 2, 1))
         return -J
 
-    def score_jacobian_trace(self, X) -> np.ndarray:
+    def divergence(self, X) -> np.ndarray:
         """Return tr grad s(X) = -div g(X), shape (n_samples,), in O(n M d)."""
         return -self._eval(X, value=False, trace=True)[1]["trace"]
 
-    def score_matching_objective(self, X) -> float:
-        """Hyvarinen objective mean[|s|^2 / 2 - tr grad s] on ``X`` (lower is better)."""
+    def score(self, X, y=None) -> float:
+        """Minus the Hyvarinen objective mean[|s|^2 / 2 - tr grad s] on ``X``.
+
+        Higher is better (see :meth:`ScoreModel.score`); one pass for both terms.
+        """
         res = self._eval(X, value=True, trace=True)[1]
         g = res["value"]
-        return float(np.mean(0.5 * np.einsum("ij,ij->i", g, g) + res["trace"]))
+        return float(-np.mean(0.5 * np.einsum("ij,ij->i", g, g) + res["trace"]))
 
     def energy(self, X) -> np.ndarray:
         """Unnormalised log-density estimate E with grad E = -s (curl-free kernels only).

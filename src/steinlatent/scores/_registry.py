@@ -83,11 +83,17 @@ class _FrozenScore(ScoreModel):
             )
         return self
 
-    def score(self, X):
-        return self.model.score(X)
+    def evaluate(self, X):
+        return self.model.evaluate(X)
 
-    def score_jacobian(self, X):
-        return self.model.score_jacobian(X)
+    def jacobian(self, X):
+        return self.model.jacobian(X)
+
+    def divergence(self, X):
+        return self.model.divergence(X)
+
+    def score(self, X, y=None):
+        return self.model.score(X)
 
     def log_prob(self, X):
         return self.model.log_prob(X)
@@ -96,14 +102,14 @@ class _FrozenScore(ScoreModel):
         return self.model.second_order_sum(X, w)
 
 
-def resolve_score(score, *, name: str = "score") -> ScoreModel:
+def resolve_score(score, *, name: str = "score_model") -> ScoreModel:
     """Return an unfitted score model from a shortcut string or a ScoreModel instance.
 
     Instances are cloned, so the user's object is never fitted in place. A fitted model
     wrapped in ``sklearn.frozen.FrozenEstimator`` is used as it is, without refitting.
     """
     if isinstance(score, FrozenEstimator):
-        if not all(hasattr(score.estimator, m) for m in ("score", "second_order_sum")):
+        if not all(hasattr(score.estimator, m) for m in ("evaluate", "second_order_sum")):
             raise TypeError(
                 f"{name}=FrozenEstimator(...) must wrap a fitted score model; got "
                 f"{type(score.estimator).__name__}."
@@ -121,9 +127,9 @@ def resolve_score(score, *, name: str = "score") -> ScoreModel:
         return factory()
     if isinstance(score, ScoreModel):
         return clone(score)
-    if all(hasattr(score, m) for m in ("fit", "score", "second_order_sum")):
+    if all(hasattr(score, m) for m in ("fit", "evaluate", "second_order_sum")):
         return clone(score)
     raise TypeError(
         f"{name} must be a string shortcut ({', '.join(SCORE_SHORTCUTS)}) or a score "
-        f"model with fit, score and second_order_sum; got {type(score).__name__}."
+        f"model with fit, evaluate and second_order_sum; got {type(score).__name__}."
     )

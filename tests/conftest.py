@@ -29,3 +29,41 @@ def index_data(rng, n, p, q, r, *, link="nonlinear", noise=0.3, cov=None):
     else:
         F = np.tanh(Z - 0.5) @ A + 0.3 * (Z**2) @ np.abs(A)
     return X, F + noise * rng.normal(size=(n, q)), B
+
+
+def _eye_jacobian(X):
+    return np.broadcast_to(np.eye(X.shape[1]), (len(X), X.shape[1], X.shape[1]))
+
+
+def _identity(X):
+    return np.asarray(X, dtype=float)
+
+
+@pytest.fixture(scope="session")
+def frozen_scores():
+    """One fitted model of every score family on small t-distributed data (n = 1200,
+    p = 5, q = 3), for the equivalence of the fit paths: every family on every path."""
+    from steinlatent.datasets import make_index_model
+    from steinlatent.scores import (
+        CallableScore,
+        GaussianScore,
+        HyperbolicScore,
+        KernelScore,
+        StudentTScore,
+    )
+
+    X, Y, B = make_index_model(1200, 5, 3, 2, x_dist="t", link="pairs", random_state=11)
+    models = {
+        "gaussian": GaussianScore().fit(X),
+        "t": StudentTScore().fit(X),
+        "hyperbolic": HyperbolicScore().fit(X),
+        "kernel": KernelScore(lam=1e-2, random_state=0).fit(X),
+        "callable": CallableScore(_identity, _eye_jacobian).fit(X),
+    }
+    try:
+        from steinlatent.scores import DenoisingScore
+
+        models["denoising"] = DenoisingScore(max_epochs=2, random_state=0).fit(X)
+    except ImportError:  # torch is an extra; the test command installs it
+        pass
+    return {"data": (X, Y, B), "models": models}

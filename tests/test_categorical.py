@@ -56,7 +56,10 @@ def test_continuous_override_and_auto_dimension():
     X, lab, B = _multinomial(n=3000, seed=3)
     # response_type="continuous" uses the integer codes as one numeric response: rank 1.
     with pytest.raises(ValueError, match="rank limit"):
-        SteinLatent(2, response_type="continuous").fit(X, lab)
+        SteinLatent(2, order=1, response_type="continuous").fit(X, lab)
+    # order="auto" then adds the second order, whose rank limit is n_features.
+    both = SteinLatent(2, response_type="continuous", random_state=0).fit(X, lab)
+    assert both.order_ == "both" and both.components_.shape == (2, X.shape[1])
     est = SteinLatent("auto", random_state=0).fit(X, lab)
     assert est.n_components_ == 2
 
@@ -96,6 +99,11 @@ def test_second_order_refuses_one_hot_labels():
     X, y, B = _rings()
     for order in (2, "both"):
         with pytest.raises(ValueError, match="one-hot"):
-            SteinLatent(2, order=order, random_state=0).fit(X, y)
+            SteinLatent(2, order=order, pooling="mean", random_state=0).fit(X, y)
+    # Stacked pooling keeps one matrix per class, which does not vanish: the rings'
+    # even link (blind to first order) is found by second order.
+    est = SteinLatent(2, order=2, random_state=0).fit(X, y)
+    assert est.pooling_ == "stacked"
+    assert subspace_distance(est.components_.T, B) < 0.3
     # A numeric coding of the classes is accepted.
     SteinLatent(2, order=2, response_type="continuous", random_state=0).fit(X, y.astype(float))

@@ -64,7 +64,7 @@ def test_second_order_gaussian_q1_is_phd(rng):
     p = 5
     X = rng.multivariate_normal(np.zeros(p), random_covariance(rng, p), size=800)
     y = X[:, 0] ** 2 - X[:, 1] * X[:, 2] + 0.1 * rng.normal(size=800)
-    est = SteinLatent(2, order=2).fit(X, y)
+    est = SteinLatent(2, order=2, pooling="mean").fit(X, y)
     Xc = X - X.mean(0)
     yc = y - y.mean()
     sigma = Xc.T @ Xc / len(X)
@@ -73,6 +73,9 @@ def test_second_order_gaussian_q1_is_phd(rng):
     np.testing.assert_allclose(est.stein_matrix_, P @ phd @ P, atol=1e-10)
     vals = np.linalg.eigvalsh(P @ phd @ P)
     np.testing.assert_allclose(np.sort(np.abs(est.eigenvalues_)), np.sort(np.abs(vals)))
+    # Stacked pooling with one response: the same matrix divided by sd(y).
+    stacked = SteinLatent(2, order=2, pooling="stacked").fit(X, y)
+    np.testing.assert_allclose(stacked.stein_matrix_, P @ phd @ P / y.std(), atol=1e-10)
 
 
 def test_oracle_score_equals_known_formula(rng):
@@ -95,7 +98,7 @@ def test_semi_supervised_blocks(rng):
     expected = np.hstack([S.T @ Xc / 600, S[:200].T @ Yl / 200])
     np.testing.assert_allclose(est.stein_matrix_, expected, atol=1e-12)
     # order 2: (1/(n q)) sum_lab sum_j y_ij T + (1/(N p)) sum_all sum_j x_ij T
-    est2 = SteinLatent(2, order=2, score_model=score).fit(X, Ys)
+    est2 = SteinLatent(2, order=2, pooling="mean", score_model=score).fit(X, Ys)
     w = np.zeros(600)
     w += Xc.mean(1) / 600
     w[:200] += Yl.mean(1) / 200

@@ -53,7 +53,7 @@ def test_both_matches_the_working_order():
 
 def test_both_attributes_and_scaling_rule():
     X, Y, B = _design("linear", 3, n=1000)
-    est = SteinLatent(2, order="both", random_state=0).fit(X, Y)
+    est = SteinLatent(2, order="both", pooling="mean", random_state=0).fit(X, Y)
     p, q = X.shape[1], Y.shape[1]
     assert est.order_ == "both"
     assert est.stein_matrix_.shape == (p, q + p)

@@ -77,7 +77,9 @@ def test_rank_limit_error_names_order():
     rng = np.random.default_rng(4)
     X, y, _ = _single_index(200, 5, rng)
     with pytest.raises(ValueError, match="order=2"):
-        SteinRegressor(2).fit(X, y[:, 0])
+        SteinRegressor(2, order=1).fit(X, y[:, 0])
+    # order="auto" adds the second order when one response cannot give two directions
+    assert SteinRegressor(2).fit(X, y[:, 0]).latent_.order_ == "both"
 
 
 def test_bad_link():

@@ -21,7 +21,7 @@ def _identity(X):
     [
         SteinLatent(),
         SteinLatent(order=2),
-        SteinLatent(order=1, score_model="t"),
+        SteinLatent(score_model="t"),
         ReducedRankRegression(1),
         GaussianScore(),
         StudentTScore(),

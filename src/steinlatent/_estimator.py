@@ -1,8 +1,17 @@
-"""SteinLatent: the latent-space estimator of Tian, Wu & Feng (orders 1, 2, both)."""
+"""SteinLatent: the latent-space estimator of Tian, Wu & Feng (orders 1, 2, both).
+
+The estimator holds the parameters and walks the rows through the pipeline of
+:mod:`steinlatent._pipeline`; it never computes a Stein matrix itself. ``fit`` runs
+the pipeline over row blocks, :meth:`SteinLatent.partial_fit` over calls
+(:mod:`steinlatent._streaming`) and a Dask array over its blocks
+(:mod:`steinlatent.dask`). Every fitted attribute is assigned in
+:meth:`SteinLatent._set_fitted`.
+"""
 
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 from numbers import Integral
 
 import numpy as np
@@ -12,24 +21,33 @@ from sklearn.base import (
     TransformerMixin,
     clone,
 )
-from sklearn.preprocessing import LabelBinarizer
+from sklearn.exceptions import NotFittedError
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
-from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._stein import (
-    StackedResponses,
-    decompose_first_order,
-    decompose_second_order,
-    first_order_matrix,
-    second_order_matrix,
+from ._pipeline import (
+    FitResult,
+    NotEnoughData,
+    accumulate,
+    finish,
+    first_order_rank,
+    new_accumulator,
+    resolve_order,
+    resolve_pooling,
+    score_model_for,
+    seed_of,
 )
-from ._streaming import StreamingMixin, moment_score
-from ._validation import check_responses, check_samples, renamed_parameters
-from .exceptions import DegenerateSteinMatrixError
-from .scores._registry import resolve_score
+from ._responses import plan_responses
+from ._streaming import StreamingMixin
+from ._validation import check_samples, renamed_parameters
 
 __all__ = ["SteinLatent"]
+
+# Fitted attributes that only some fits set; _set_fitted clears them all first.
+_OPTIONAL_FITTED = (
+    "singular_values_", "eigenvalues_", "classes_", "selection_", "decoder_",
+    "null_level_",
+)
 
 
 class SteinLatent(
@@ -42,16 +60,25 @@ class SteinLatent(
     s = -grad log p is the score of x and T = hess p / p its second-order score.
     The column space of B is therefore estimated from the score of x alone:
 
-    * ``order=1``: top left singular vectors of M1 = (1/n) sum_i s(x_i) y_i^T;
-    * ``order=2``: eigenvectors of the largest |eigenvalue| of
-      M2 = (1/(n q)) sum_i sum_j y_ij T(x_i);
+    * ``order=1``: top left singular vectors of M1 = (1/n) sum_i s(x_i) (y_i - ybar)^T;
+    * ``order=2``: with ``pooling="mean"``, eigenvectors of the largest |eigenvalue| of
+      M2 = (1/(n q)) sum_i sum_j (y_ij - ybar_j) T(x_i) (Algorithm 2 of the paper);
+      with ``pooling="stacked"``, left singular vectors of the per-response matrices
+      side by side, each response scaled to unit variance;
     * ``order="both"``: top left singular vectors of [M1 / nu1, M2 / nu2], each matrix
-      divided by the largest singular value of its own permutation null (responses
-      shuffled across samples), so both are measured in units of their noise level.
+      divided by the largest singular value of its own noise floor, so both are
+      measured in units of their noise level.
 
     ``fit(X)`` is the unsupervised mode (y = x, a nonlinear PCA), ``fit(X, Y)`` the
     supervised one, and rows of ``Y`` that are entirely NaN mark unlabelled samples
-    (semi-supervised: the labelled and feature blocks side by side, method.md §3).
+    (semi-supervised: the labelled and feature blocks side by side, Section 3 of the
+    paper).
+
+    Every score model runs on every path: ``fit`` accumulates the Stein sums over row
+    blocks, :meth:`partial_fit` over calls and a Dask array over its blocks
+    (:mod:`steinlatent.dask`), all through the same accumulator. The noise floor is the
+    Stein matrix of the responses multiplied by random signs (a sum over rows, so it is
+    the same on every path).
 
     When each order fails
     ---------------------
@@ -61,7 +88,8 @@ class SteinLatent(
     ``fit`` detects and warns about. Unsupervised first order with an *exact* score is
     the identity matrix (Stein's lemma: E[s(x) x^T] = I), so it carries signal only
     through a smoothed score (kernel, denoising, or a shrunk Gaussian); with an
-    unsmoothed score ``fit`` raises and points to ``order=2``.
+    unsmoothed score ``fit`` raises :class:`~steinlatent.exceptions.DegenerateSteinMatrixError`
+    and points to ``order=2``.
 
     Parameters
     ----------
@@ -70,12 +98,22 @@ class SteinLatent(
         (see :mod:`steinlatent.selection`); the choice is stored in ``n_components_``.
     order : {1, 2, "both", "auto"}, default="auto"
         "auto" is 1 when responses are given or the score is smoothed, and 2 for the
-        unsupervised mode with an unsmoothed score (never the degenerate case).
+        unsupervised mode with an unsmoothed score (never the degenerate case); with
+        responses that give fewer first-order directions than ``n_components`` (one
+        response, two classes), "auto" is "both".
     score_model : str or ScoreModel, default="gaussian"
-        A score model (cloned and fitted on all rows of X) or a shortcut:
-        "gaussian", "t", "hyperbolic", "kernel", "denoising". To reuse one expensive
-        fit (kernel, denoising) across estimators, pass it wrapped in
+        A score model (cloned and fitted on the rows of X) or a shortcut: "gaussian",
+        "t", "hyperbolic", "kernel", "denoising". To reuse one expensive fit (kernel,
+        denoising) across estimators, pass it wrapped in
         ``sklearn.frozen.FrozenEstimator``: it is then used as it is, not refitted.
+    pooling : {"auto", "mean", "stacked"}, default="auto"
+        How second order pools the responses: "mean" weights T(x_i) by the row mean of
+        the responses (Algorithm 2 as the paper writes it); "stacked" keeps one matrix
+        per response, scaled by that response's standard deviation, so responses whose
+        Hessians have opposite signs do not cancel and one-hot labels work. "auto"
+        stacks up to 50 response columns (features included) and pools by the mean
+        beyond, since each stacked response costs one weighted pass over the rows.
+        The choice is stored in ``pooling_``.
     include_features : {"auto", True, False}, default="auto"
         Whether x joins the responses. "auto": only in the semi-supervised case
         (some rows of Y all NaN), as in the paper; always when ``Y`` is None.
@@ -87,18 +125,22 @@ class SteinLatent(
         Dimension selector used when ``n_components="auto"``.
     decoder : "linear", None or a scikit-learn regressor, default="linear"
         Map from latent coordinates back to x used by :meth:`inverse_transform`:
-        "linear" is least squares of (x - mean) on z (what PCA does when the components
-        are orthonormal and the data are centred); a regressor (e.g.
-        ``KNeighborsRegressor()``) is cloned and fitted on (z, x) for a nonlinear
-        decoder; None skips it.
+        "linear" is least squares of (x - mean) on z, computed from the covariance of
+        X (what PCA does when the components are orthonormal); a regressor (e.g.
+        ``KNeighborsRegressor()``) is cloned and fitted on (z, x); None skips it.
     noise_floor : bool, default=True
-        Compute ``null_level_`` at order 2, the largest |eigenvalue| of the Stein matrix
-        with the responses permuted across rows, and warn when the spectrum sits at
-        that level (responses linear in x). It costs one more weighted pass over the
-        rows (about a third of an order-2 fit with the Gaussian score); False skips it
-        (``null_level_`` is None). ``order="both"`` needs it.
+        At order 2, compute ``null_level_``, the largest singular value of the Stein
+        matrix of the sign-flipped responses, and warn when the spectrum sits at that
+        level (responses linear in x). It costs two more weighted sums over the rows;
+        False skips it (``null_level_`` is None). ``order="both"`` needs it.
+    score_sample_size : int, default=20000
+        ``partial_fit`` and Dask fits with a score model that needs several passes
+        (t, hyperbolic, kernel, denoising) fit it on at most this many rows (the first
+        rows for ``partial_fit``, a random sample for Dask), then accumulate the Stein
+        sums over all rows. ``fit`` on a numpy array fits the score on all rows.
     random_state : int, RandomState or None, default=None
-        Seeds the permutation nulls (degeneracy check, ``order="both"``) and selectors.
+        Seeds the noise-floor signs, the score models' own randomness through them, and
+        the selectors.
 
     Attributes
     ----------
@@ -110,21 +152,24 @@ class SteinLatent(
         The order used (resolves "auto").
     mode_ : {"unsupervised", "supervised", "semi-supervised"}
     singular_values_ : ndarray
-        Full singular spectrum of the Stein matrix (orders 1 and "both").
+        Full singular spectrum of the Stein matrix (orders 1, "both", and 2 stacked).
     eigenvalues_ : ndarray
-        Full eigen-spectrum of M2 sorted by |value| (order 2).
+        Full eigen-spectrum of M2 sorted by |value| (order 2, mean pooling).
     null_level_ : float or None
-        Largest singular value of the Stein matrix with responses permuted: the
-        noise floor to read the spectrum against (order 2 and "both").
+        Largest singular value of the noise-floor Stein matrix (order 2 with
+        ``noise_floor``; 1.0 for "both", whose matrix is in noise units); None otherwise.
     stein_matrix_ : ndarray
-        M1 (p x q), M2 (p x p), or the stacked matrix for "both".
+        M1 (p x q), M2 (p x p, or p x pq stacked), or the scaled matrix for "both".
+    pooling_ : {"mean", "stacked"}
+        The second-order pooling used (resolves "auto").
     score_model_ : ScoreModel
-        The fitted clone of ``score``.
+        The fitted clone of ``score_model``.
     mean_ : ndarray of shape (n_features_in_,)
     classes_ : ndarray
         Class labels when the responses were one-hot encoded.
     n_labelled_ : int
         Number of labelled rows (n_samples for supervised, 0 for unsupervised).
+    n_samples_seen_ : int
     n_features_in_ : int
     feature_names_in_ : ndarray of str
         Set when X has string column names.
@@ -154,11 +199,13 @@ class SteinLatent(
         "n_components": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "order": [StrOptions({"auto", "both"}), Interval(Integral, 1, 2, closed="both")],
         "score_model": "no_validation",  # resolve_score gives the error listing shortcuts
+        "pooling": [StrOptions({"auto", "mean", "stacked"})],
         "include_features": [StrOptions({"auto"}), "boolean"],
         "response_type": [StrOptions({"auto", "continuous", "categorical"})],
         "selector": "no_validation",
         "decoder": [StrOptions({"linear"}), None, HasMethods(["fit", "predict"])],
         "noise_floor": ["boolean"],
+        "score_sample_size": [Interval(Integral, 2, None, closed="left")],
         "random_state": ["random_state"],
     }
 
@@ -169,30 +216,30 @@ class SteinLatent(
         *,
         order="auto",
         score_model="gaussian",
+        pooling="auto",
         include_features="auto",
         response_type="auto",
         selector="ladle",
         decoder="linear",
         noise_floor=True,
+        score_sample_size=20_000,
         random_state=None,
     ):
         self.n_components = n_components
         self.order = order
         self.score_model = score_model
+        self.pooling = pooling
         self.include_features = include_features
         self.response_type = response_type
         self.selector = selector
         self.decoder = decoder
         self.noise_floor = noise_floor
+        self.score_sample_size = score_sample_size
         self.random_state = random_state
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X, Y=None):
         """Estimate the latent space from X (n, p) and optional responses Y (n, q).
-
-        With the Gaussian score the fit is one pass of sums over rows (see
-        :meth:`partial_fit` for chunks); a Dask array is fitted block by block with
-        one ``dask.compute`` (:func:`steinlatent.dask.fit_dask`).
 
         Parameters
         ----------
@@ -206,144 +253,192 @@ class SteinLatent(
         self
         """
         self._validate_params()
-        if self.order == "both" and not self.noise_floor:
-            raise ValueError(
-                "order='both' divides each order's Stein matrix by its permutation noise "
-                "floor, so it needs noise_floor=True."
-            )
+        self._check_settings()
         if _is_dask_collection(X) or _is_dask_collection(Y):
             from .dask import fit_dask
 
             return fit_dask(self, X, Y)
         X = check_samples(self, X, reset=True)
-        if moment_score(self.score_model) is not None and self.order != "both":
-            # Gaussian score: one pass of sums over rows (steinlatent._sufficient).
-            return self._fit_sufficient(X, Y)
-        self.__dict__.pop("_stats", None)  # partial_fit cannot continue a generic fit
-        resp = self._prepare_responses(X, Y)
-        self.score_model_ = resolve_score(self.score_model).fit(X)
-        self.order_ = self._resolve_order()
-        self._check_not_degenerate(features_included=resp.features is not None)
-        vectors, spectrum, M, null = self._decompose(X, resp, self.order_)
-        self.stein_matrix_ = M
-        self.null_level_ = null
-        if self.order_ == 2:
-            self.eigenvalues_ = spectrum
+        self.__dict__.pop("_stream", None)  # partial_fit starts afresh after fit
+        plan = plan_responses(Y, include_features=self.include_features,
+                              response_type=self.response_type)
+        if plan.supervised:
+            # All rows are at hand: check them once, so that errors name Y rather than
+            # a block, and accumulate the feature block only when x joins the
+            # responses (semi-supervised, or asked for).
+            L, labelled = plan.encode(Y, X.shape[0])
+            if plan.include_features == "auto":
+                plan = replace(plan, features=not labelled.all())
+            # The blocks are encoded again by the accumulator: hand it plain arrays.
+            Y = np.asarray(Y).reshape(-1) if plan.categorical else np.where(
+                labelled[:, None], L, np.nan)
+        model, fitted = score_model_for(self.score_model)
+        if not fitted and not getattr(model, "fits_from_moments", False):
+            model.fit(X)
+            fitted = True
+        pooling = self._pooling(plan, X.shape[1], Y)
+        order = self._order(plan, model, X.shape[1], Y, pooling)
+        acc = new_accumulator(model, fitted, plan, order=order, noise_floor=self.noise_floor,
+                              pooling=pooling, seed=seed_of(self.random_state))
+        accumulate(acc, X, Y)
+        try:
+            result = finish(acc, order=order, include_features=self.include_features,
+                            pooling=pooling, noise_floor=self.noise_floor,
+                            n_components=self.n_components, plan=plan)
+        except NotEnoughData as exc:
+            raise ValueError(str(exc)) from None
+        self._set_fitted(result, X=X, Y=Y)
+        if self.n_components != "auto" and self.decoder in ("linear", None):
+            from ._streaming import _Stream
+
+            self._stream = _Stream.after_fit(self, plan, acc, order, pooling)
+        return self
+
+    def _check_settings(self) -> None:
+        if self.order == "both" and not self.noise_floor:
+            raise ValueError(
+                "order='both' divides each order's Stein matrix by its noise floor, so it "
+                "needs noise_floor=True."
+            )
+
+    @staticmethod
+    def _n_columns(plan, n_features: int, Y) -> int:
+        """Response columns of the fit: labels (one per class) and features if they join."""
+        q = plan.n_label_columns or (0 if Y is None else (np.shape(Y) + (1,))[1])
+        features = plan.features if plan.supervised else True
+        return q + (n_features if features else 0)
+
+    def _pooling(self, plan, n_features: int, Y) -> str:
+        return resolve_pooling(self.pooling, self._n_columns(plan, n_features, Y))
+
+    def _order(self, plan, model, n_features: int, Y, pooling: str):
+        q = plan.n_label_columns or (0 if Y is None else (np.shape(Y) + (1,))[1])
+        features = plan.features if plan.supervised else True
+        return resolve_order(
+            self.order,
+            supervised=plan.supervised,
+            smoothed=bool(getattr(model, "smoothed", False)),
+            n_components=self.n_components,
+            rank1=first_order_rank(plan, n_features, q, features),
+            noise_floor=self.noise_floor,
+            one_hot=plan.categorical,
+            pooling=pooling,
+        )
+
+    # ------------------------------------------------------------ fitted state
+    def _set_fitted(self, result: FitResult, *, X=None, Y=None):
+        """Assign every fitted attribute from one result; clear those that do not apply."""
+        for name in _OPTIONAL_FITTED:
+            self.__dict__.pop(name, None)
+        dec, sums = result.decomposition, result.sums
+        self.mode_ = result.mode
+        self.order_ = result.order
+        self.n_labelled_ = sums.n_labelled
+        self.n_samples_seen_ = sums.n_samples
+        self.score_model_ = sums.score_model
+        self.mean_ = sums.mean
+        self.stein_matrix_ = dec.matrix
+        self.pooling_ = result.pooling
+        self.null_level_ = dec.null_level
+        if result.plan.categorical:
+            self.classes_ = result.plan.classes
+        if dec.order == 2 and result.pooling == "mean":
+            self.eigenvalues_ = dec.spectrum
         else:
-            self.singular_values_ = spectrum
-        self.n_components_ = self._resolve_n_components(X, Y, vectors, spectrum)
-        self.components_ = vectors[:, : self.n_components_].T.copy()
-        if self.order_ == 2:
-            self._warn_if_noise(spectrum)
+            self.singular_values_ = dec.spectrum
+        self._covariance = sums.covariance
+        self._warn_semi_supervised(result)
+        k = self._n_components(dec, result, X, Y)
+        self.n_components_ = k
+        self.components_ = dec.vectors[:, :k].T.copy()
+        if dec.order == 2:
+            self._warn_if_noise(dec.spectrum)
         self._fit_decoder(X)
         return self
 
-    def _prepare_responses(self, X, Y) -> StackedResponses:
-        self.mean_ = X.mean(axis=0)
-        Xc = X - self.mean_
-        if Y is None:
-            self.mode_ = "unsupervised"
-            self.n_labelled_ = 0
-            return StackedResponses(features=Xc, labels=None, labelled=None)
-        Y, labelled, include = self._check_Y(X, Y)
-        Y_lab = Y[labelled]
-        labels = Y_lab - Y_lab.mean(axis=0)
-        return StackedResponses(
-            features=Xc if include else None,
-            labels=labels,
-            labelled=labelled if self.mode_ == "semi-supervised" else slice(None),
-        )
+    def _n_components(self, dec, result, X, Y) -> int:
+        p = self.n_features_in_
+        limit = p
+        if dec.order == 1:
+            limit = first_order_rank(result.plan, p, result.n_label_columns, result.features)
+        if self.n_components == "auto":
+            from .selection import resolve_selector
 
-    def _check_Y(self, X, Y):
-        """Encode and check responses; set mode_ and n_labelled_.
-
-        Returns (Y as 2-D float64, labelled-row mask, whether x joins the responses).
-        """
-        n = X.shape[0]
-        Y = self._encode_categorical(Y, n)
-        Y, labelled = check_responses(Y, n)
-        self.n_labelled_ = int(labelled.sum())
-        if self.n_labelled_ < 2:
+            selector = resolve_selector(self.selector)
+            k = int(selector.select(self, X, Y, spectrum=dec.spectrum,
+                                    max_components=max(limit, 1)))
+            self.selection_ = selector
+            return k
+        k = self.n_components
+        if k > limit:
+            why = "n_features" if dec.order != 1 else "the rank of the first-order matrix"
             raise ValueError(
-                f"Y has {self.n_labelled_} labelled row(s); at least 2 rows without NaN are "
-                "needed (rows that are entirely NaN mark unlabelled samples)."
+                f"n_components={k} exceeds the rank limit {limit} of the order-"
+                f"{dec.order} Stein matrix ({why}: min(n_features={p}, number of "
+                f"response directions)). Choose n_components <= {limit}, or order=2 or "
+                "'both' (rank limit n_features)."
             )
-        self.mode_ = "supervised" if labelled.all() else "semi-supervised"
-        include = self.include_features
-        if include == "auto":
-            include = self.mode_ == "semi-supervised"
-        Y_lab = Y if self.mode_ == "supervised" else Y[labelled]
-        if not np.any(Y_lab != Y_lab.mean(axis=0)):  # Y_lab - mean == 0 exactly
-            raise ValueError("Y is constant over the labelled rows: there is nothing to learn.")
-        return Y, labelled, include
+        return k
 
-    def _encode_categorical(self, Y, n):
-        kind = self.response_type
-        self._one_hot = False
-        Y_arr = np.asarray(Y)
-        if kind == "continuous":
-            return Y
-        if kind == "auto":
-            if Y_arr.ndim != 1 and not (Y_arr.ndim == 2 and Y_arr.shape[1] == 1):
-                return Y
-            flat = Y_arr.reshape(-1)
-            if flat.dtype.kind in "OUSb":
-                kind = "categorical"
-            elif flat.dtype.kind in "iu" and type_of_target(flat) in ("binary", "multiclass"):
-                kind = "categorical"
-            else:
-                return Y
-        if Y_arr.ndim == 2 and Y_arr.shape[1] == 1:
-            Y_arr = Y_arr[:, 0]
-        if Y_arr.ndim != 1:
-            raise ValueError(
-                f"response_type='categorical' needs a 1-D Y of class labels; got shape "
-                f"{Y_arr.shape}."
-            )
-        if len(Y_arr) != n:
-            raise ValueError(f"Y has {len(Y_arr)} rows but X has {n}.")
-        binarizer = LabelBinarizer().fit(Y_arr)
-        self.classes_ = binarizer.classes_
-        if len(self.classes_) < 2:
-            raise ValueError("Y has a single class: there is nothing to learn.")
-        onehot = binarizer.transform(Y_arr).astype(float)
-        if onehot.shape[1] == 1:  # binary: keep both indicator columns
-            onehot = np.hstack([1.0 - onehot, onehot])
-        self._one_hot = True
-        return onehot
-
-    def _resolve_order(self):
+    def _warn_semi_supervised(self, result: FitResult) -> None:
         if (
-            self.order in (2, "both")
-            and self.mode_ != "unsupervised"
-            and getattr(self, "_one_hot", False)
+            self.mode_ == "semi-supervised"
+            and result.features
+            and self.order_ == 1
+            and not getattr(self.score_model_, "smoothed", False)
         ):
-            # Algorithm 2 weights each row by the mean of its responses; one-hot rows
-            # all sum to 1, so the centred weights and the matrix vanish identically.
-            raise ValueError(
-                f"order={self.order!r} cannot use one-hot encoded class labels: every "
-                "one-hot row sums to 1, so the row-mean weights of the second-order "
-                "estimator are constant and its Stein matrix is exactly zero. Use order=1, "
-                "or pass a numeric coding of the classes with response_type='continuous'."
+            warnings.warn(
+                "Semi-supervised first order with an unsmoothed score: the feature block "
+                "(1/N) sum s(x_i) x_i^T estimates the identity (Stein's lemma), so it adds "
+                "no direction, only noise. Use a smoothed score (score_model='kernel', "
+                "'denoising', or GaussianScore(shrinkage=...)) or include_features=False.",
+                UserWarning,
+                stacklevel=4,
             )
-        if self.order != "auto":
-            return self.order
-        if self.mode_ == "unsupervised" and not getattr(self.score_model_, "smoothed", False):
-            return 2
-        return 1
+
+    def _warn_if_noise(self, spectrum) -> None:
+        k = self.n_components_
+        if self.null_level_ is None or self.null_level_ <= 0:
+            return
+        weakest = float(np.abs(spectrum[k - 1]))
+        if weakest < 1.5 * self.null_level_:
+            shown = ", ".join(f"{v:.3g}" for v in spectrum[: min(len(spectrum), k + 3)])
+            warnings.warn(
+                f"The second-order Stein matrix is close to its noise floor: its leading "
+                f"values are [{shown}] against {self.null_level_:.3g} with sign-flipped "
+                "responses. "
+                + (
+                    "With y = x it measures departures from the score's model (third "
+                    "moments for a Gaussian score), which are noise for near-Gaussian or "
+                    "symmetric x: use order=1 with a smoothed score (score_model='kernel', "
+                    "'denoising', or GaussianScore(shrinkage=...))."
+                    if self.mode_ == "unsupervised"
+                    else "Responses that are (near-)linear in x have a zero second-order "
+                    "Stein matrix; use order=1 or order='both'."
+                ),
+                UserWarning,
+                stacklevel=4,
+            )
 
     def _fit_decoder(self, X) -> None:
+        """The decoder of :meth:`inverse_transform`; the linear one from the covariance:
+        with z = V^T (x - mean), least squares of x - mean on z is
+        pinv(V^T Sigma V) V^T Sigma, so no pass over the rows is needed."""
         if self.decoder is None:
             self.decoder_ = None
             return
-        Xc = X - self.mean_
-        Z = Xc @ self.components_.T
+        V = self.components_.T
         if self.decoder == "linear":
-            # Least squares of x on z; O(n k p) since z has only k columns.
-            coef, *_ = np.linalg.lstsq(Z, Xc, rcond=None)
+            SV = self._covariance @ V
+            coef, *_ = np.linalg.lstsq(V.T @ SV, SV.T, rcond=None)
             self.decoder_ = coef  # (k, p)
-        else:
-            self.decoder_ = clone(self.decoder).fit(Z, X)
+            return
+        if X is None:
+            raise ValueError(
+                f"decoder={self.decoder!r} is fitted on all rows, which partial_fit and "
+                "Dask fits do not keep; use decoder='linear' or None."
+            )
+        self.decoder_ = clone(self.decoder).fit((X - self.mean_) @ V, X)
 
     def inverse_transform(self, X):
         """Map latent coordinates (n, n_components_) back to feature space.
@@ -351,7 +446,7 @@ class SteinLatent(
         Uses the decoder fitted in :meth:`fit` (see the ``decoder`` parameter). With
         the linear decoder this is ``mean_ + Z @ decoder_``.
         """
-        check_is_fitted(self)
+        self._check_fitted()
         Z = np.asarray(X, dtype=np.float64)
         if Z.ndim != 2 or Z.shape[1] != self.n_components_:
             raise ValueError(
@@ -364,137 +459,20 @@ class SteinLatent(
             return self.mean_ + Z @ self.decoder_
         return np.asarray(self.decoder_.predict(Z), dtype=np.float64)
 
-    def _check_not_degenerate(self, *, features_included: bool) -> None:
-        smoothed = getattr(self.score_model_, "smoothed", False)
-        if (
-            self.mode_ == "semi-supervised"
-            and features_included
-            and self.order_ == 1
-            and not smoothed
-        ):
-            warnings.warn(
-                "Semi-supervised first order with an unsmoothed score: the feature block "
-                "(1/N) sum s(x_i) x_i^T estimates the identity (Stein's lemma), so it adds "
-                "no direction, only noise. Use a smoothed score (score_model='kernel', "
-                "'denoising', or GaussianScore(shrinkage=...)) or include_features=False.",
-                UserWarning,
-                stacklevel=3,
-            )
-        if (
-            self.mode_ == "unsupervised"
-            and self.order_ == 1
-            and not getattr(self.score_model_, "smoothed", False)
-        ):
-            raise DegenerateSteinMatrixError(
-                "Unsupervised first-order Stein (Y=None, order=1) with an exact or "
-                f"maximum-likelihood score ({type(self.score_model_).__name__}) estimates "
-                "the identity matrix: Stein's lemma gives E[s(x) x^T] = I for every "
-                "distribution, so its singular vectors carry no information. Use order=2, "
-                "or a smoothed score: score_model='kernel', score_model='denoising', or "
-                "GaussianScore(shrinkage='ledoit_wolf')."
-            )
-
-    def _stein_matrix(self, X, resp, order):
-        if order == 1:
-            return first_order_matrix(self.score_model_, X, resp)
-        try:
-            return second_order_matrix(self.score_model_, X, resp)
-        except NotImplementedError as exc:
-            raise ValueError(
-                f"order={order!r} needs second-order scores, which "
-                f"{type(self.score_model_).__name__} does not provide: {exc}"
-            ) from exc
-
-    def _null_level(self, X, resp, order) -> float:
-        """Largest singular value of the Stein matrix with responses permuted across rows."""
-        rng = np.random.default_rng(_seed(self.random_state))
-        n = X.shape[0]
-        perm = rng.permutation(n)
-        feats = resp.features[perm] if resp.features is not None else None
-        labels = resp.labels
-        if labels is not None:
-            labels = labels[rng.permutation(labels.shape[0])]
-        null = StackedResponses(features=feats, labels=labels, labelled=resp.labelled)
-        M0 = self._stein_matrix(X, null, order)
-        return float(np.linalg.norm(M0, 2))
-
-    def _decompose(self, X, resp, order):
-        if order == 1:
-            M = self._stein_matrix(X, resp, 1)
-            vectors, spectrum = decompose_first_order(M)
-            return vectors, spectrum, M, None
-        if order == 2:
-            M = self._stein_matrix(X, resp, 2)
-            vectors, spectrum = decompose_second_order(M)
-            null = self._null_level(X, resp, 2) if self.noise_floor else None
-            return vectors, spectrum, M, null
-        # "both": each order in units of its own permutation noise floor.
-        M1 = self._stein_matrix(X, resp, 1)
-        M2 = self._stein_matrix(X, resp, 2)
-        nu1 = self._null_level(X, resp, 1)
-        nu2 = self._null_level(X, resp, 2)
-        M = np.hstack([M1 / max(nu1, 1e-300), M2 / max(nu2, 1e-300)])
-        vectors, spectrum = decompose_first_order(M)
-        return vectors, spectrum, M, 1.0
-
-    def _rank_limit(self) -> int:
-        p = self.n_features_in_
-        if self.order_ == 1:
-            return min(p, self.stein_matrix_.shape[1])
-        return p
-
-    def _resolve_n_components(self, X, Y, vectors, spectrum) -> int:
-        limit = self._rank_limit()
-        if self.n_components == "auto":
-            from .selection import resolve_selector
-
-            selector = resolve_selector(self.selector)
-            k = int(selector.select(self, X, Y, spectrum=spectrum, max_components=limit))
-            self.selection_ = selector
-            return k
-        k = self.n_components
-        if k > limit:
-            why = (
-                f"min(n_features={self.n_features_in_}, number of responses="
-                f"{self.stein_matrix_.shape[1]})"
-                if self.order_ == 1
-                else f"n_features={self.n_features_in_}"
-            )
-            raise ValueError(
-                f"n_components={k} exceeds the rank limit {limit} of the order-{self.order_} "
-                f"Stein matrix ({why}). Choose n_components <= {limit}"
-                + (", or order=2 (rank limit n_features)." if self.order_ == 1 else ".")
-            )
-        return k
-
-    def _warn_if_noise(self, spectrum) -> None:
-        k = self.n_components_
-        if self.null_level_ is None or self.null_level_ <= 0:
-            return
-        weakest = float(np.abs(spectrum[k - 1]))
-        if weakest < 1.5 * self.null_level_:
-            shown = ", ".join(f"{v:.3g}" for v in spectrum[: min(len(spectrum), k + 3)])
-            warnings.warn(
-                f"The second-order Stein matrix is close to its noise floor: its leading "
-                f"|eigenvalues| are [{shown}] against {self.null_level_:.3g} with the "
-                "responses permuted. "
-                + (
-                    "With y = x it measures departures from the score's model (third "
-                    "moments for a Gaussian score), which are noise for near-Gaussian or "
-                    "symmetric x: use order=1 with a smoothed score (score_model='kernel', "
-                    "'denoising', or GaussianScore(shrinkage=...))."
-                    if self.mode_ == "unsupervised"
-                    else "Responses that are (near-)linear in x have a zero second-order "
-                    "Stein matrix; use order=1 or order='both'."
-                ),
-                UserWarning,
-                stacklevel=3,
-            )
-
     # ---------------------------------------------------------------- transform
+    def _check_fitted(self) -> None:
+        pending = getattr(self, "_pending", None)
+        if pending and not hasattr(self, "components_"):
+            raise NotFittedError(
+                f"This SteinLatent is not fitted yet: partial_fit has seen "
+                f"{getattr(self, 'n_samples_seen_', 0)} row(s), which do not determine "
+                f"the latent space: {pending}"
+            )
+        check_is_fitted(self)
+
     def transform(self, X):
         """Project X on the latent space: (X - mean_) @ components_.T."""
-        check_is_fitted(self)
+        self._check_fitted()
         if _is_dask_collection(X):  # stays lazy
             from .dask import transform_dask
 
@@ -506,22 +484,15 @@ class SteinLatent(
     def _n_features_out(self):
         return self.components_.shape[0]
 
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "components_")
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.target_tags.required = False
         return tags
 
-    def _clone_unfitted(self):
-        return clone(self)
-
 
 def _is_dask_collection(obj) -> bool:
     """True for dask arrays (checked without importing dask)."""
     return type(obj).__module__.startswith("dask.") and hasattr(obj, "__dask_graph__")
-
-
-def _seed(random_state) -> int | None:
-    """An integer seed for numpy's Generator from scikit-learn's random_state forms."""
-    if random_state is None or isinstance(random_state, (int, np.integer)):
-        return None if random_state is None else int(random_state)
-    return int(random_state.randint(np.iinfo(np.int32).max))

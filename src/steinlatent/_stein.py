@@ -1,116 +1,159 @@
-"""Pure functions: the Stein matrices of method.md §3 from a fitted score model and responses.
+"""Step 4 of the fit pipeline: from finished Stein sums to directions and spectrum.
 
-Kept free of estimator state so that the numpy, streaming and Dask paths, the
-bootstrap and the dimension selectors all build the same matrices.
+Pure functions of :class:`steinlatent._accumulate.SteinSums`, shared by every path
+(numpy blocks, ``partial_fit``, Dask), the selectors and the bootstrap:
+
+* order 1: left singular vectors of M1 = [M1_features, M1_labels] (Algorithm 1);
+* order 2, ``pooling="mean"``: eigenvectors of M2 = sum over blocks of
+  (1/n) sum_i (w_i - wbar) T(x_i), w_i the row mean of the block's responses
+  (Algorithm 2 of the paper, as written);
+* order 2, ``pooling="stacked"``: left singular vectors of [M_1 / sd_1, ..., M_q / sd_q],
+  one matrix per response divided by that response's standard deviation, i.e. the
+  eigenvectors of sum_j M_j^2 / sd_j^2 (responses whose Hessians have opposite signs
+  no longer cancel);
+* ``"both"``: left singular vectors of [M1 / nu1, M2 / nu2], each order divided by
+  the largest singular value of its own noise floor.
+
+Signs are fixed by scikit-learn's ``svd_flip`` (largest-magnitude entry positive).
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
+from sklearn.utils.extmath import svd_flip
 
-from ._sufficient import chunk_rows
+from .exceptions import ZeroSteinMatrixWarning
 
 __all__ = [
-    "StackedResponses",
-    "first_order_matrix",
-    "second_order_matrix",
+    "SteinDecomposition",
+    "decompose",
     "decompose_first_order",
     "decompose_second_order",
-    "flip_signs",
+    "first_order_matrix",
+    "second_order_matrix",
 ]
 
 
 @dataclass
-class StackedResponses:
-    """The response blocks of one fit, centred.
+class SteinDecomposition:
+    """Directions (columns of ``vectors``), spectrum, Stein matrix and noise level."""
 
-    ``features`` is X - mean (all N rows) when x joins the responses, else None;
-    ``labels`` is the centred labelled responses (n_lab, q), with ``labelled`` the
-    boolean mask of labelled rows of X, else None.
-    """
-
-    features: np.ndarray | None
-    labels: np.ndarray | None
-    labelled: np.ndarray | None
-
-
-def first_order_matrix(score_model, X: np.ndarray, resp: StackedResponses) -> np.ndarray:
-    """M1 = [ (1/N) sum_i s(x_i) x_i^T , (1/n) sum_{labelled} s(x_i) y_i^T ] (p x q_total).
-
-    One block when only one kind of response is present (supervised or
-    unsupervised), the two side by side in the semi-supervised case (method.md §3).
-    Scores are evaluated on row blocks (a score is pointwise), so s(X) is never held
-    whole: memory beyond the inputs stays a block.
-    """
-    n, p = X.shape
-    feats, labels = resp.features, resp.labels
-    Mf = None if feats is None else np.zeros((p, feats.shape[1]))
-    Ml = None if labels is None else np.zeros((p, labels.shape[1]))
-    if labels is not None:
-        mask = resp.labelled
-        if isinstance(mask, slice):  # supervised: every row is labelled
-            mask = np.ones(n, dtype=bool)[mask]
-        mask = np.asarray(mask, dtype=bool)
-    done = 0  # labelled rows consumed so far
-    step = chunk_rows(p)
-    for start in range(0, n, step):
-        sl = slice(start, start + step)
-        S = np.asarray(score_model.evaluate(X[sl]), dtype=float)
-        if Mf is not None:
-            Mf += S.T @ feats[sl]
-        if Ml is not None:
-            m = mask[sl]
-            k = int(m.sum())
-            if k:
-                Ml += S[m].T @ labels[done:done + k]
-                done += k
-    blocks = []
-    if Mf is not None:
-        blocks.append(Mf / n)
-    if Ml is not None:
-        blocks.append(Ml / labels.shape[0])
-    return np.hstack(blocks)
-
-
-def second_order_weights(n_samples: int, resp: StackedResponses) -> np.ndarray:
-    """Per-sample weights w with M2 = sum_i w_i T(x_i).
-
-    Combines (1/(n q)) sum_lab sum_j y_ij T(x_i) and (1/(N p)) sum_all sum_j x_ij T(x_i):
-    only the row means of each response block enter.
-    """
-    w = np.zeros(n_samples)
-    if resp.features is not None:
-        w += resp.features.mean(axis=1) / n_samples
-    if resp.labels is not None:
-        n_lab = resp.labels.shape[0]
-        w[resp.labelled] += resp.labels.mean(axis=1) / n_lab
-    return w
-
-
-def second_order_matrix(score_model, X: np.ndarray, resp: StackedResponses) -> np.ndarray:
-    """M2 = sum_i w_i T(x_i) with the weights of :func:`second_order_weights` (p x p)."""
-    M = score_model.second_order_sum(X, second_order_weights(X.shape[0], resp))
-    return 0.5 * (M + M.T)
-
-
-def flip_signs(V: np.ndarray) -> np.ndarray:
-    """Make the largest-magnitude entry of each column positive (deterministic signs)."""
-    idx = np.argmax(np.abs(V), axis=0)
-    signs = np.sign(V[idx, np.arange(V.shape[1])])
-    signs[signs == 0] = 1.0
-    return V * signs
+    order: int | str
+    vectors: np.ndarray
+    spectrum: np.ndarray
+    matrix: np.ndarray
+    null_level: float | None
 
 
 def decompose_first_order(M: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Left singular vectors (p x min(p, q), columns) and singular values, descending."""
     U, s, _ = np.linalg.svd(M, full_matrices=False)
-    return flip_signs(U), s
+    U, _ = svd_flip(U, None)
+    return U, s
 
 
 def decompose_second_order(M: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Eigenvectors (columns) and eigenvalues of symmetric M, sorted by |eigenvalue| descending."""
-    vals, vecs = np.linalg.eigh(M)
+    """Eigenvectors (columns) and eigenvalues of symmetric M, by |eigenvalue| descending."""
+    vals, vecs = np.linalg.eigh(0.5 * (M + M.T))
     order = np.argsort(-np.abs(vals), kind="stable")
-    return flip_signs(vecs[:, order]), vals[order]
+    vecs, _ = svd_flip(vecs[:, order], None)
+    return vecs, vals[order]
+
+
+def _blocks(sums, features: bool, labels: bool) -> list:
+    out = []
+    if features and "features" in sums.blocks:
+        out.append(sums.blocks["features"])
+    if labels and "labels" in sums.blocks:
+        out.append(sums.blocks["labels"])
+    return out
+
+
+def first_order_matrix(sums, *, features: bool, labels: bool, null: bool = False):
+    """M1 (p x q_total): the blocks' first-order matrices side by side."""
+    attr = "first_null" if null else "first"
+    return np.hstack([getattr(b, attr) for b in _blocks(sums, features, labels)])
+
+
+def _response_scale(block) -> np.ndarray:
+    sd = np.sqrt(block.response_var)
+    top = sd.max() if sd.size else 0.0
+    # A constant response has a zero matrix: leave it unscaled rather than divide 0/0.
+    return np.where(sd > 1e-12 * max(top, np.finfo(float).tiny), sd, np.inf)
+
+
+def second_order_matrix(sums, *, features: bool, labels: bool, pooling: str,
+                        null: bool = False) -> np.ndarray:
+    """M2: p x p (mean pooling) or the stacked p x (p q) matrix (stacked pooling)."""
+    attr = "second_null" if null else "second"
+    blocks = _blocks(sums, features, labels)
+    if pooling == "mean":
+        return sum(getattr(b, attr)[0] for b in blocks)
+    parts = []
+    for b in blocks:
+        M = getattr(b, attr) / _response_scale(b)[:, None, None]
+        parts.extend(M)
+    return np.hstack(parts)
+
+
+def _norm2(M: np.ndarray) -> float:
+    return float(np.linalg.norm(M, 2)) if M.size else 0.0
+
+
+def _warn_if_zero(M: np.ndarray, what: str) -> None:
+    if not np.any(M):
+        warnings.warn(
+            f"The {what} Stein matrix is exactly zero, so the directions returned are "
+            "arbitrary. The responses carry no signal for this order (constant responses, "
+            "or responses whose Stein sums cancel), or the data underflowed.",
+            ZeroSteinMatrixWarning,
+            stacklevel=4,
+        )
+
+
+def decompose(sums, *, order, features: bool, labels: bool, pooling: str = "mean",
+              noise_floor: bool = False) -> SteinDecomposition:
+    """Directions and spectrum of the requested order from finished Stein sums.
+
+    Parameters
+    ----------
+    sums : SteinSums
+    order : {1, 2, "both"}
+    features, labels : bool
+        Which response blocks enter (x joins the responses; labels are given).
+    pooling : {"mean", "stacked"}
+        Second-order pooling of the responses (see the module docstring).
+    noise_floor : bool
+        Also return the largest singular value of the noise-floor matrix (order 2);
+        always computed for "both", which needs it.
+    """
+    if order == 1:
+        M = first_order_matrix(sums, features=features, labels=labels)
+        _warn_if_zero(M, "first-order")
+        vectors, spectrum = decompose_first_order(M)
+        return SteinDecomposition(1, vectors, spectrum, M, None)
+    M2 = second_order_matrix(sums, features=features, labels=labels, pooling=pooling)
+    null2 = None
+    if noise_floor or order == "both":
+        null2 = _norm2(second_order_matrix(sums, features=features, labels=labels,
+                                           pooling=pooling, null=True))
+    if order == 2:
+        _warn_if_zero(M2, "second-order")
+        if pooling == "mean":
+            vectors, spectrum = decompose_second_order(M2)
+        else:
+            vectors, spectrum = decompose_first_order(M2)
+        return SteinDecomposition(2, vectors, spectrum, M2, null2)
+    M1 = first_order_matrix(sums, features=features, labels=labels)
+    null1 = _norm2(first_order_matrix(sums, features=features, labels=labels, null=True))
+    # Each order in units of its own noise floor; a floor that underflowed to zero is
+    # replaced by a tiny fraction of its matrix's scale (relative, not absolute).
+    nu1 = null1 if null1 > 0 else max(_norm2(M1), np.finfo(float).tiny) * 1e-12
+    nu2 = null2 if null2 > 0 else max(_norm2(M2), np.finfo(float).tiny) * 1e-12
+    M = np.hstack([M1 / nu1, M2 / nu2])
+    _warn_if_zero(M, "stacked first- and second-order")
+    vectors, spectrum = decompose_first_order(M)
+    return SteinDecomposition("both", vectors, spectrum, M, 1.0)

@@ -1,48 +1,30 @@
-"""Streaming fits (partial_fit) and large in-memory fits from sufficient statistics.
+"""``partial_fit``: the fit pipeline over successive calls, for every score model.
 
-With the maximum-likelihood Gaussian score the Stein matrices of both orders are
-functions of sums over rows (:mod:`steinlatent._sufficient`). This module gives
-:class:`steinlatent.SteinLatent` the three ways of filling those sums that share one
-finishing step:
+The Stein sums are sums over rows, so chunks add to one accumulator
+(:mod:`steinlatent._accumulate`) and each call refinishes the estimate from the sums,
+in O(p^2 q) memory whatever the number of rows seen. What happens to the score model:
 
-* ``fit`` on a numpy array (one pass in row chunks, no centred copy of X);
-* ``partial_fit`` on successive chunks (the same result as ``fit`` on the
-  concatenated rows, up to rounding);
-* :func:`steinlatent.dask.fit_dask` on Dask arrays (block by block).
+* a fitted one (``FrozenEstimator(model)``) is used as it is: ``partial_fit`` over
+  chunks then equals ``fit`` on the concatenated rows;
+* the maximum-likelihood Gaussian score (``fits_from_moments``) is fitted from the
+  moments accumulated with the sums: again equal to ``fit``;
+* any other (t, hyperbolic, kernel, denoising) is refitted on the rows seen so far
+  until ``score_sample_size`` rows have been seen (the rows are buffered, the sums
+  recomputed), and then frozen: later chunks only add Stein sums. Up to that size the
+  result equals ``fit``; beyond, the score is the one fitted on the first rows.
 """
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from sklearn.base import clone
-from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_array, validate_data
 
-from ._stein import decompose_first_order, decompose_second_order
-from ._sufficient import SufficientStats, initial_shifts
-from ._validation import labelled_rows
-from .scores._registry import resolve_score
+from ._pipeline import NotEnoughData, accumulate, finish, new_accumulator, seed_of
 
-__all__ = ["StreamingMixin"]
-
-
-class _NotEnoughData(ValueError):
-    """The rows seen so far do not determine the estimator yet (partial_fit waits)."""
-
-
-def moment_score(score):
-    """Return an unfitted GaussianScore that can be fitted from (n, mean, covariance), or None.
-
-    Only the exact class counts: a subclass may change ``fit``.
-    """
-    from .scores._gaussian import GaussianScore
-
-    if isinstance(score, str) and score != "gaussian":
-        return None
-    model = resolve_score(score)
-    if type(model) is not GaussianScore or model.shrinkage == "ledoit_wolf":
-        return None
-    return model
+__all__ = ["StreamingMixin", "check_finite_chunk"]
 
 
 def check_finite_chunk(A: np.ndarray, name: str, index: int) -> None:
@@ -54,90 +36,98 @@ def check_finite_chunk(A: np.ndarray, name: str, index: int) -> None:
             f"chunk {index} of {name} contains NaN (chunks are numbered from 0 in the order "
             "they were passed); remove or impute those rows."
         )
-    if np.isinf(A).any():
-        raise ValueError(f"chunk {index} of {name} contains infinity; values must be finite.")
+    raise ValueError(f"chunk {index} of {name} contains infinity; values must be finite.")
 
 
-def check_response_chunk(Y, n_rows: int, n_responses: int | None, index: int, response_type):
-    """Validate one chunk of responses: (Y as 2-D float64, labelled mask).
+class _Stream:
+    """The state of ``partial_fit``: plan, order, score model and accumulator."""
 
-    NaN is allowed only as whole rows (unlabelled samples); categorical labels must be
-    one-hot encoded by the caller, since a chunk need not contain every class.
-    """
-    arr = np.asarray(Y)
-    flat = arr.reshape(-1) if (arr.ndim == 1 or (arr.ndim == 2 and arr.shape[1] == 1)) else None
-    if response_type == "categorical" or (
-        response_type == "auto"
-        and flat is not None
-        and (
-            flat.dtype.kind in "OUSb"
-            or (flat.dtype.kind in "iu" and type_of_target(flat) in ("binary", "multiclass"))
-        )
-    ):
-        raise ValueError(
-            f"chunk {index} of Y holds class labels: categorical responses cannot be "
-            "one-hot encoded chunk by chunk (a chunk need not contain every class). Encode "
-            "them once with all classes (e.g. sklearn.preprocessing.OneHotEncoder) and "
-            "pass response_type='continuous'."
-        )
-    Y = check_array(
-        Y, dtype=np.float64, ensure_all_finite=False, ensure_2d=False, input_name="Y"
-    )
-    if Y.ndim == 1:
-        Y = Y[:, None]
-    if Y.ndim != 2:
-        raise ValueError(f"chunk {index} of Y must be 1-D or 2-D; got {Y.ndim} dimensions.")
-    if Y.shape[0] != n_rows:
-        raise ValueError(
-            f"chunk {index}: Y has {Y.shape[0]} rows but X has {n_rows}; each chunk of X "
-            "needs the matching rows of Y."
-        )
-    if n_responses is not None and Y.shape[1] != n_responses:
-        raise ValueError(
-            f"chunk {index} of Y has {Y.shape[1]} columns; earlier chunks had {n_responses}."
-        )
-    return Y, labelled_rows(Y, name=f"chunk {index} of Y")
+    def __init__(self, est, plan, model, fitted: bool, order, pooling: str):
+        self.plan = plan
+        self.order = order
+        self.pooling = pooling
+        self.template = model
+        self.needs_buffer = not fitted and not getattr(model, "fits_from_moments", False)
+        self.seed = seed_of(est.random_state)
+        self.kwargs = dict(order=order, noise_floor=est.noise_floor, pooling=pooling,
+                           seed=self.seed)
+        self.buffer: list = []
+        self.n_buffered = 0
+        self.acc = None if self.needs_buffer else new_accumulator(model, fitted, plan,
+                                                                  **self.kwargs)
+        self.n_chunks = 0
+
+    @classmethod
+    def after_fit(cls, est, plan, acc, order, pooling: str) -> _Stream:
+        """Continue a ``fit``: its score model is kept, later chunks add Stein sums
+        (as :class:`sklearn.decomposition.IncrementalPCA` continues after ``fit``)."""
+        stream = cls.__new__(cls)
+        stream.plan, stream.order, stream.template = plan, order, acc.score_model
+        stream.pooling = pooling
+        stream.needs_buffer = False
+        stream.seed = acc.spec.seed
+        stream.kwargs = dict(order=order, noise_floor=est.noise_floor, pooling=pooling,
+                             seed=stream.seed)
+        stream.buffer, stream.n_buffered, stream.acc, stream.n_chunks = [], 0, acc, 1
+        return stream
+
+    def add(self, X, Y, sample_size: int) -> None:
+        if self.plan.grow_classes and Y is not None:
+            self.plan = self.plan.grown(Y)
+            if self.acc is not None:
+                self.acc.plan = self.plan
+        if not self.needs_buffer:
+            accumulate(self.acc, X, Y)
+            return
+        # Refit the score on the rows seen so far until the sample is complete.
+        self.buffer.append((X, Y))
+        self.n_buffered += X.shape[0]
+        Xs = np.vstack([x for x, _ in self.buffer])
+        Ys = None if Y is None else _stack([y for _, y in self.buffer])
+        try:
+            model = clone(self.template).fit(Xs)
+        except ValueError as exc:
+            raise NotEnoughData(f"the score model cannot be fitted yet ({exc})") from None
+        acc = new_accumulator(model, True, self.plan, **self.kwargs)
+        self.acc = accumulate(acc, Xs, Ys)
+        if self.n_buffered >= sample_size:
+            self.needs_buffer = False  # frozen: later chunks only add Stein sums
+            self.buffer = []
+
+
+def _stack(parts):
+    arrs = [np.asarray(p) for p in parts]
+    if arrs[0].ndim == 1:
+        return np.concatenate(arrs)
+    return np.vstack(arrs)
 
 
 class StreamingMixin:
-    """Adds ``partial_fit`` and the sufficient-statistics fits to :class:`SteinLatent`.
+    """Adds ``partial_fit`` to :class:`SteinLatent` (same pipeline as ``fit``)."""
 
-    The statistics are kept in the private attribute ``_stats``; ``fit`` on a numpy
-    array with the Gaussian score fills them too, so ``partial_fit`` after ``fit``
-    continues with more rows, as in :class:`sklearn.decomposition.IncrementalPCA`.
-    """
-
-    def __sklearn_is_fitted__(self) -> bool:
-        # partial_fit may accumulate chunks before the estimator is determined.
-        return hasattr(self, "components_")
-
-    # ------------------------------------------------------------------ public
     def partial_fit(self, X, Y=None):
-        """Add a chunk of rows (and responses) and refit from all rows seen so far.
+        """Add a chunk of rows (and responses) and refinish from all rows seen so far.
 
-        Equivalent to :meth:`fit` on the concatenation of every chunk passed so far
-        (up to rounding, ~1e-12 relative in float64), for the maximum-likelihood
-        Gaussian score (``score_model="gaussian"`` or ``GaussianScore`` with shrinkage None,
-        a float or "oas"), orders 1 and 2, supervised, unsupervised and
-        semi-supervised (rows of ``Y`` entirely NaN). The cost of a chunk of m rows is
-        O(m p^2) plus an O(p^3) decomposition; memory is O(p^2), independent of the
-        number of rows seen.
+        Every score model is supported (see :mod:`steinlatent._streaming` for what
+        happens to the score model): with a fitted (``FrozenEstimator``) or the
+        maximum-likelihood Gaussian score the result equals :meth:`fit` on the
+        concatenation of the chunks (up to rounding); other score models are fitted on
+        the first ``score_sample_size`` rows. Memory is O(p^2 q) (plus the buffered
+        rows up to ``score_sample_size`` for scores fitted by several passes); the cost
+        of a chunk of m rows is that of ``fit`` on m rows plus a decomposition.
 
         Differences from :meth:`fit`, because no row is kept:
 
-        * ``null_level_`` is None (whatever ``noise_floor``): the permutation noise
-          floor needs all rows at once, so the warning that order 2 sees only noise
-          is not issued;
-        * ``order="both"`` (scaled by those noise floors), ``n_components="auto"``
-          (selectors resample rows), a regressor ``decoder`` and categorical labels
-          (one-hot encode them beforehand) raise a ValueError; so do score models
-          fitted by several passes (Student t and hyperbolic EM, kernel, denoising):
-          fit those with :meth:`fit` on all rows;
+        * ``n_components="auto"`` (selectors resample rows) and a regressor
+          ``decoder`` raise a ValueError;
+        * categorical labels are one-hot encoded with the classes seen so far, and a
+          class first seen in a later chunk adds a column (``classes_`` keeps the
+          order of first appearance);
         * until the rows seen determine the estimator (two rows, two labelled rows,
-          non-constant responses) the chunk is only accumulated and the estimator
-          stays unfitted;
-        * second order with ``include_features="auto"`` also accumulates the feature
-          block's weighted sum, since a later chunk may hold unlabelled rows: pass
+          non-constant responses) the chunk is accumulated, a warning says what is
+          missing, and ``transform`` raises an error that says it too;
+        * with ``include_features="auto"`` the feature block is accumulated too,
+          since a later chunk may hold unlabelled rows: pass
           ``include_features=False`` to skip that cost in the supervised case.
 
         Parameters
@@ -165,258 +155,89 @@ class StreamingMixin:
         >>> bool(np.allclose(est.components_, full.components_, atol=1e-10))
         True
         """
-        first = not hasattr(self, "_stats")
-        if first:
+        from ._responses import plan_responses
+        from .scores._registry import _FrozenScore, resolve_score
+
+        stream = getattr(self, "_stream", None)
+        if stream is None:
             self._validate_params()
-            index = 0
-            X = validate_data(self, X, reset=True, dtype=np.float64, ensure_all_finite=False,
-                              ensure_min_samples=1)
+            self._check_settings()
+            self._check_streamable()
+            X = validate_data(self, X, reset=True, dtype=np.float64,
+                              ensure_all_finite=False, ensure_min_samples=1)
+            check_finite_chunk(X, "X", 0)
+            plan = plan_responses(Y, include_features=self.include_features,
+                                  response_type=self.response_type, streaming=True)
+            model = resolve_score(self.score_model)
+            fitted = isinstance(model, _FrozenScore)
+            Y2 = None if Y is None else np.atleast_2d(np.asarray(Y).T).T
+            pooling = self._pooling(plan, X.shape[1], Y2)
+            order = self._order(plan, model, X.shape[1], Y2, pooling)
+            stream = _Stream(self, plan, model, fitted, order, pooling)
         else:
-            index = self._n_chunks_seen
+            index = stream.n_chunks
             X = check_array(X, dtype=np.float64, ensure_all_finite=False, input_name="X")
             if X.shape[1] != self.n_features_in_:
                 raise ValueError(
-                    f"chunk {index} of X has {X.shape[1]} features; earlier chunks had "
-                    f"{self.n_features_in_}."
+                    f"chunk {index}: X has {X.shape[1]} features, but SteinLatent is "
+                    f"expecting {self.n_features_in_} features as input (earlier chunks)."
                 )
             X = validate_data(self, X, reset=False, dtype=np.float64, ensure_all_finite=False)
-        check_finite_chunk(X, "X", index)
-        if first:
-            plan = self._sufficient_plan(supervised=Y is not None, where="partial_fit")
-        else:
-            plan = self._plan
-            if (Y is None) == plan["supervised"]:
-                seen = "with responses Y" if plan["supervised"] else "without responses (Y=None)"
+            check_finite_chunk(X, "X", index)
+            if (Y is None) == stream.plan.supervised:
+                seen = ("with responses Y" if stream.plan.supervised
+                        else "without responses (Y=None)")
                 raise ValueError(
                     f"chunk {index}: earlier chunks were passed {seen}; every chunk must "
                     "agree (pass all-NaN rows of Y for unlabelled samples)."
                 )
-        labelled = None
-        q = None if first else (plan["n_responses"] or None)
-        if Y is not None:
-            Y, labelled = check_response_chunk(Y, X.shape[0], q, index, self.response_type)
-        if first:
-            stats = self._new_stats(plan, X, Y, labelled)
-        else:
-            stats = self._stats.copy()  # so that an error leaves the state unchanged
-        stats.update(X, Y, labelled)
+        before = None if stream.acc is None else stream.acc.copy()
         try:
-            self._finish_from_stats(stats, plan)
-        except _NotEnoughData:
-            pass  # more chunks are needed: keep accumulating, stay unfitted
-        self._plan = plan
-        self._stats = stats
-        self._n_chunks_seen = index + 1
-        self.n_samples_seen_ = stats.n_samples
-        return self
+            stream.add(X, Y, self.score_sample_size)
+        except NotEnoughData as exc:
+            self._wait(str(exc), X.shape[0])
+            stream.n_chunks += 1
+            self._stream = stream
+            return self
+        except ValueError as exc:
+            stream.acc = before  # a bad chunk leaves the state unchanged
+            raise ValueError(f"chunk {stream.n_chunks}: {exc}") from None
+        stream.n_chunks += 1
+        self._stream = stream
+        try:
+            result = finish(stream.acc, order=stream.order,
+                            include_features=self.include_features, pooling=stream.pooling,
+                            noise_floor=self.noise_floor, n_components=self.n_components,
+                            plan=stream.plan)
+        except NotEnoughData as exc:
+            self._wait(str(exc), stream.acc.n_samples)
+            return self
+        self._pending = None
+        return self._set_fitted(result)
 
-    # ---------------------------------------------------------------- planning
-    def _sufficient_plan(self, *, supervised: bool, where: str) -> dict:
-        """Check that a fit from row sums is possible and fix what to accumulate.
+    def _wait(self, reason: str, n_seen: int) -> None:
+        """Stay unfitted after this chunk and say why (again at transform time)."""
+        for name in ("components_",):
+            self.__dict__.pop(name, None)
+        self._pending = reason
+        self.n_samples_seen_ = n_seen
+        warnings.warn(
+            f"partial_fit: the rows seen so far do not determine the latent space yet: "
+            f"{reason} The chunk was accumulated; pass more rows.",
+            UserWarning,
+            stacklevel=3,
+        )
 
-        ``where`` names the caller in the messages ("partial_fit", "the Dask fit").
-        """
-        score = moment_score(self.score_model)
-        if score is None:
-            name = self.score_model if isinstance(self.score_model, str) else type(self.score_model).__name__
-            raise ValueError(
-                f"{where} needs a score fitted from sums over rows: score_model='gaussian' or "
-                "GaussianScore(shrinkage=None, a float or 'oas'); got "
-                f"score_model={name!r}. Student t and hyperbolic scores are fitted by EM and the "
-                "kernel and denoising scores by optimisation, all with several passes over "
-                "the rows: fit them with SteinLatent.fit on a numpy array (for data larger "
-                "than memory, fit on a random subsample)."
-            )
-        if self.order == "both":
-            raise ValueError(
-                f"order='both' is not available in {where}: it scales each order by its "
-                "permutation noise floor, which needs all rows at once. Use order=1 or "
-                "order=2, or SteinLatent.fit on a numpy array."
-            )
+    def _check_streamable(self) -> None:
         if self.n_components == "auto":
             raise ValueError(
-                f"n_components='auto' is not available in {where}: the dimension selectors "
-                "resample rows. Pass an integer (read singular_values_ / eigenvalues_ of a "
-                "first fit to choose it)."
+                "n_components='auto' is not available in partial_fit: the dimension "
+                "selectors resample rows. Pass an integer (read singular_values_ / "
+                "eigenvalues_ of a first fit to choose it)."
             )
         if self.decoder not in ("linear", None):
             raise ValueError(
-                f"decoder={self.decoder!r} is fitted on all rows, which {where} does not "
-                "keep; use decoder='linear' (fitted from the covariance) or None, and fit "
-                "a nonlinear decoder on transform(X) yourself."
+                f"decoder={self.decoder!r} is fitted on all rows, which partial_fit does "
+                "not keep; use decoder='linear' (fitted from the covariance) or None, and "
+                "fit a nonlinear decoder on transform(X) yourself."
             )
-        smoothed = score.smoothed
-        order = self.order
-        if order == "auto":
-            order = 2 if not supervised and not smoothed else 1
-        if not supervised and order == 1 and not smoothed:
-            self.mode_ = "unsupervised"
-            self.score_model_ = score
-            self.order_ = order
-            self._check_not_degenerate(features_included=True)
-        order2 = order == 2
-        features_possible = (not supervised) or self.include_features in (True, "auto")
-        return {
-            "supervised": supervised,
-            "order": order,
-            "n_responses": 0,  # set from the first chunk of Y
-            "feature_weights": order2 and features_possible,
-            "label_weights": order2 and supervised,
-        }
-
-    @staticmethod
-    def _new_stats(plan: dict, X, Y, labelled) -> SufficientStats:
-        """Empty statistics whose shifts come from the first rows (see choose_shift)."""
-        q = Y.shape[1] if Y is not None else 0
-        plan["n_responses"] = q
-        return SufficientStats(
-            n_features=X.shape[1],
-            n_responses=q,
-            feature_weights=plan["feature_weights"],
-            label_weights=plan["label_weights"],
-            **initial_shifts(X, Y, labelled),
-        )
-
-    # ---------------------------------------------------------------- in memory
-    def _fit_sufficient(self, X: np.ndarray, Y):
-        """``fit`` for the Gaussian score: one pass over X in row chunks.
-
-        Memory: X plus one chunk buffer (~32 MiB) and a few length-n vectors; no
-        centred copy of X. The order-2 permutation null (``null_level_``) is one more
-        weighted Gram accumulated in the same pass.
-        """
-        n, p = X.shape
-        supervised = Y is not None
-        Y_given = Y  # selectors (n_components="auto") get the responses as passed
-        labelled = None
-        if supervised:
-            Y, labelled, include = self._check_Y(X, Y)
-        else:
-            self.mode_ = "unsupervised"
-            self.n_labelled_ = 0
-            include = True
-        self.score_model_ = resolve_score(self.score_model)
-        self.order_ = self._resolve_order()
-        self._check_not_degenerate(features_included=include)
-        order2 = self.order_ == 2
-        plan = {
-            "supervised": supervised,
-            "order": self.order_,
-            "n_responses": Y.shape[1] if supervised else 0,
-            "feature_weights": order2 and include,
-            "label_weights": order2 and supervised,
-            "include": include,
-        }
-        stats = self._new_stats(plan, X, Y, labelled)
-        extra = {}
-        if order2 and self.noise_floor:
-            # The permutation null of ``SteinLatent._null_level``, same random draws:
-            # responses permuted across rows, i.e. order-2 weights v_i = w_{perm(i)}.
-            from ._estimator import _seed
-
-            rng = np.random.default_rng(_seed(self.random_state))
-            perm = rng.permutation(n)
-            v = np.zeros(n)
-            if include:
-                tx = X.mean(axis=1)
-                v += (tx[perm] - tx.mean()) / n
-            if supervised:
-                idx = np.flatnonzero(labelled)
-                ty = (Y if len(idx) == n else Y[idx]).mean(axis=1)
-                v[idx] += (ty[rng.permutation(len(idx))] - ty.mean()) / len(idx)
-            extra = {"null": v}
-        stats.update(X, Y, labelled, extra_weights=extra)
-        self._finish_from_stats(stats, plan, X=X, Y=Y_given, null="null" if extra else None)
-        stats.extra.clear()
-        self._plan = plan
-        self._stats = stats
-        self._n_chunks_seen = 1
-        return self
-
-    # ---------------------------------------------------------------- finishing
-    def _finish_from_stats(self, stats: SufficientStats, plan: dict, *, X=None, Y=None,
-                           null: str | None = None):
-        """Set every fitted attribute from the statistics (shared by all three paths)."""
-        n = stats.n_samples
-        supervised = stats.supervised
-        if n < 2:
-            raise _NotEnoughData(f"X has {n} row(s); at least 2 are needed.")
-        if supervised:
-            nl = stats.n_labelled
-            if nl < 2:
-                raise _NotEnoughData(
-                    f"Y has {nl} labelled row(s); at least 2 rows without NaN are needed "
-                    "(rows that are entirely NaN mark unlabelled samples)."
-                )
-            if stats.labels_constant():
-                raise _NotEnoughData(
-                    "Y is constant over the labelled rows: there is nothing to learn."
-                )
-            mode = "supervised" if nl == n else "semi-supervised"
-            include = plan.get("include", self.include_features)
-            if include == "auto":
-                include = mode == "semi-supervised"
-            if include and plan["order"] == 2 and not stats.feature_weights:
-                raise ValueError(
-                    "Unlabelled rows (Y all NaN) appeared after a fit on fully labelled "
-                    "rows, so the feature block of the order-2 Stein matrix was not "
-                    "accumulated. Start again with partial_fit on a new estimator, or pass "
-                    "include_features=False."
-                )
-        else:
-            mode, nl, include = "unsupervised", 0, True
-        self.mode_ = mode
-        self.n_labelled_ = nl
-        self.n_samples_seen_ = n
-        score = resolve_score(self.score_model)
-        score._fit_moments(n, stats.mean, stats.covariance())
-        self.score_model_ = score
-        self.order_ = plan["order"]
-        self._check_not_degenerate(features_included=bool(include))
-        P = score.precision_
-        if self.order_ == 1:
-            M = stats.first_order(P, features=bool(include), labels=supervised)
-            vectors, spectrum = decompose_first_order(M)
-            null_level = None
-        else:
-            M = stats.second_order(P, features=bool(include), labels=supervised)
-            vectors, spectrum = decompose_second_order(M)
-            null_level = None
-            if null is not None:
-                # symmetric: the 2-norm is the largest |eigenvalue| (eigvalsh, not an SVD)
-                M0 = stats.second_order_extra(P, null)
-                null_level = float(np.max(np.abs(np.linalg.eigvalsh(M0))))
-        self.stein_matrix_ = M
-        self.null_level_ = null_level
-        for name in ("eigenvalues_", "singular_values_"):
-            self.__dict__.pop(name, None)
-        if self.order_ == 2:
-            self.eigenvalues_ = spectrum
-        else:
-            self.singular_values_ = spectrum
-        self.mean_ = stats.mean
-        self.n_components_ = self._resolve_n_components(X, Y, vectors, spectrum)
-        self.components_ = vectors[:, : self.n_components_].T.copy()
-        if self.order_ == 2:
-            self._warn_if_noise(spectrum)
-        self._decoder_from_stats(stats, X)
-        return self
-
-    def _decoder_from_stats(self, stats: SufficientStats, X=None) -> None:
-        """The linear decoder from the covariance: lstsq of x - mean on z, no pass over X.
-
-        With z = V^T (x - mean): Z^T Z = N V^T Sigma V and Z^T Xc = N V^T Sigma, so the
-        least-squares (minimum-norm) coefficients are pinv(V^T Sigma V) V^T Sigma.
-        """
-        if self.decoder is None:
-            self.decoder_ = None
-            return
-        V = self.components_.T
-        if self.decoder == "linear":
-            SV = stats.covariance() @ V
-            coef, *_ = np.linalg.lstsq(V.T @ SV, SV.T, rcond=None)
-            self.decoder_ = coef  # (k, p)
-            return
-        if X is None:  # guarded in _sufficient_plan; kept for safety
-            raise ValueError("A regressor decoder needs the rows of X.")
-        self.decoder_ = clone(self.decoder).fit(X @ V - self.mean_ @ V, X)

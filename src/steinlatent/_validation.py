@@ -75,9 +75,12 @@ def labelled_rows(Y: np.ndarray, *, name: str = "Y") -> np.ndarray:
     return ~all_nan
 
 
-def check_weights(w, n_samples: int, *, name: str = "w"):
-    """Validate a weight vector of length ``n_samples``."""
-    w = np.asarray(w, dtype=np.float64).reshape(-1)
+def check_weights(w, n_samples: int, *, name: str = "w", allow_2d: bool = False):
+    """Validate weights: a vector of length ``n_samples``, or with ``allow_2d`` a
+    matrix of shape (n_samples, k) (k weight vectors side by side)."""
+    w = np.asarray(w, dtype=np.float64)
+    if not (allow_2d and w.ndim == 2):
+        w = w.reshape(-1)
     if w.shape[0] != n_samples:
         raise ValueError(f"{name} has {w.shape[0]} entries but X has {n_samples} rows.")
     if not np.all(np.isfinite(w)):

@@ -1,17 +1,18 @@
 """The Dask path: fit :class:`steinlatent.SteinLatent` on Dask arrays, transform lazily.
 
-``SteinLatent().fit(X, Y)`` with a Dask array ``X`` (or ``Y``) calls :func:`fit_dask`:
-the sufficient statistics of the Gaussian score (:mod:`steinlatent._sufficient`) are
-computed block by block and summed in a tree, all in ONE ``dask.compute``, so every
-block of X is read once and only O(p^2) numbers per block travel. The fitted
-attributes are numpy arrays and equal those of ``fit`` on the same rows in memory
-(up to rounding), except ``null_level_``, which is None as in ``partial_fit`` (the
-permutation noise floor needs all rows at once). ``transform`` of a Dask array
+``SteinLatent().fit(X, Y)`` with a Dask array ``X`` (or ``Y``) calls :func:`fit_dask`,
+an adapter from Dask blocks to the accumulator of :mod:`steinlatent._accumulate`:
+one accumulator per block of rows (with the block's global row offset, so the
+noise-floor signs are those of the in-memory fit), a tree of ``merge``, and ONE
+``dask.compute``, so every block of X is read once and only O(p^2 q) numbers per block
+travel. The fitted attributes are numpy arrays and equal those of ``fit`` on the same
+rows in memory (up to rounding) whenever the score model is fitted beforehand
+(``FrozenEstimator``) or from moments (the Gaussian score). Other score models (t,
+hyperbolic, kernel, denoising) are first fitted on a random sample of at most
+``score_sample_size`` rows, computed from the Dask array. ``transform`` of a Dask array
 returns a lazy Dask array.
 
-Works with any Dask scheduler: threads, processes, or a ``dask.distributed`` cluster
-(the blocks are read by the workers, e.g. from a zarr store or memory-mapped files,
-so data larger than the workers' memory is fitted block by block).
+Works with any Dask scheduler: threads, processes, or a ``dask.distributed`` cluster.
 
 Requires the ``dask`` extra: ``pip install "steinlatent[dask]"``.
 """
@@ -22,15 +23,16 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ._streaming import check_finite_chunk, check_response_chunk
-from ._sufficient import SufficientStats, chunk_rows, initial_shifts
+from ._pipeline import NotEnoughData, finish, new_accumulator, score_model_for, seed_of
+from ._responses import looks_categorical, plan_responses
+from ._streaming import check_finite_chunk
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._estimator import SteinLatent
 
-__all__ = ["fit_dask", "transform_dask", "sufficient_statistics"]
+__all__ = ["fit_dask", "transform_dask"]
 
-# Partial statistics merged per task in the tree reduction.
+# Partial accumulators merged per task in the tree reduction.
 _FAN_IN = 8
 
 
@@ -76,37 +78,31 @@ def _as_dask_2d(da, A, name: str, row_chunks=None):
     return A.rechunk({0: row_chunks if row_chunks is not None else A.chunks[0], 1: -1})
 
 
-def _block_shift(xb, yb):
-    """Shifts for every block, from the first rows of the first block (initial_shifts)."""
-    rows = chunk_rows(xb.shape[1])
-    xb = np.asarray(xb[:rows], dtype=np.float64)
-    yb = None if yb is None else np.asarray(yb[:rows], dtype=np.float64)
-    if not np.isfinite(xb.sum()):
-        xb = np.zeros((0, xb.shape[1]))  # the block's own check names the problem
-    labelled = None
+def _shifts(xb, yb, plan):
+    """Shifts of every block's sums, from the first block (any constant is exact)."""
+    xb = np.asarray(xb, dtype=np.float64)
+    shift_x = xb.mean(axis=0) if np.isfinite(xb.sum()) else np.zeros(xb.shape[1])
+    shift_y = None
     if yb is not None:
-        labelled = ~np.isnan(yb).all(axis=1)
-        if not np.isfinite(yb[labelled].sum()):
-            labelled[:] = False
-    return initial_shifts(xb, yb, labelled)
+        L, labelled = plan.encode(yb, xb.shape[0])
+        shift_y = L[labelled].mean(axis=0) if labelled.any() else np.zeros(L.shape[1])
+        if not np.all(np.isfinite(shift_y)):
+            shift_y = np.zeros(L.shape[1])
+    return shift_x, shift_y
 
 
-def _block_stats(xb, yb, shift, layout, index, response_type):
-    """Statistics of one block; raises a ValueError naming the block when it is bad."""
-    n_features, n_responses, feature_weights, label_weights = layout
+def _block(xb, yb, shifts, template, offset: int, index: int):
+    """The accumulator of one block; a ValueError names the block when it is bad."""
     xb = np.asarray(xb, dtype=np.float64)
     check_finite_chunk(xb, "X", index)
-    labelled = None
-    if yb is not None:
-        yb, labelled = check_response_chunk(yb, xb.shape[0], n_responses, index, response_type)
-    stats = SufficientStats(
-        n_features=n_features,
-        n_responses=n_responses,
-        feature_weights=feature_weights,
-        label_weights=label_weights,
-        **shift,
-    )
-    return stats.update(xb, yb, labelled)
+    acc = template.copy()
+    acc.shift_x, acc.shift_y = shifts
+    acc.n_rows = offset
+    try:
+        acc.update(xb, yb)
+    except ValueError as exc:
+        raise ValueError(f"chunk {index} of Y: {exc}") from None
+    return acc
 
 
 def _merge(*parts):
@@ -116,55 +112,23 @@ def _merge(*parts):
     return total
 
 
-def sufficient_statistics(X, Y=None, *, feature_weights: bool = False,
-                          label_weights: bool = False, response_type: str = "continuous"):
-    """Lazy sufficient statistics of Dask arrays: a Delayed :class:`SufficientStats`.
-
-    One task per block of rows and a tree of merges; compute it with ``dask.compute``
-    (together with anything else, so that shared inputs are read once).
-
-    Parameters
-    ----------
-    X : dask array of shape (n_samples, n_features)
-    Y : dask or numpy array of shape (n_samples, n_responses), or None
-    feature_weights, label_weights : bool
-        Also accumulate the order-2 weighted Gram matrices (see SufficientStats).
-    response_type : str
-        As in :class:`SteinLatent`; categorical labels raise (one-hot encode them).
-
-    Returns
-    -------
-    dask.delayed.Delayed
-    """
-    dask, da = _import_dask()
-    X = _as_dask_2d(da, X, "X")
-    n, p = X.shape
-    if Y is not None:
-        Y = _as_dask_2d(da, Y, "Y", row_chunks=X.chunks[0])
-    q = 0 if Y is None else Y.shape[1]
-    layout = (p, q, bool(feature_weights), bool(label_weights and q))
-    xblocks = X.to_delayed().ravel().tolist()
-    yblocks = [None] * len(xblocks) if Y is None else Y.to_delayed().ravel().tolist()
-    shift = dask.delayed(_block_shift, pure=True)(xblocks[0], yblocks[0])
-    block = dask.delayed(_block_stats, pure=True)
-    parts = [
-        block(xb, yb, shift, layout, i, response_type)
-        for i, (xb, yb) in enumerate(zip(xblocks, yblocks, strict=True))
-    ]
-    merge = dask.delayed(_merge, pure=True)
-    while len(parts) > 1:
-        parts = [merge(*parts[i : i + _FAN_IN]) for i in range(0, len(parts), _FAN_IN)]
-    return parts[0]
+def _sample_rows(X, size: int, seed: int) -> np.ndarray:
+    """A random sample of at most ``size`` rows of a Dask array, as numpy."""
+    n = X.shape[0]
+    if n <= size:
+        return np.asarray(X.compute(), dtype=np.float64)
+    idx = np.sort(np.random.default_rng(seed).choice(n, size=size, replace=False))
+    return np.asarray(X[idx].compute(), dtype=np.float64)
 
 
 def fit_dask(estimator: SteinLatent, X, Y=None) -> SteinLatent:
     """Fit ``estimator`` (a :class:`SteinLatent`) on Dask arrays with one ``dask.compute``.
 
-    Called by ``SteinLatent.fit`` when ``X`` or ``Y`` is a Dask array. Supports what
-    ``partial_fit`` supports (Gaussian score with shrinkage None, a float or "oas";
-    orders 1 and 2; supervised, unsupervised, semi-supervised with all-NaN rows of Y)
-    and raises a ValueError naming the block for bad data ("chunk 3 of X contains
-    NaN"). ``null_level_`` is None.
+    Called by ``SteinLatent.fit`` when ``X`` or ``Y`` is a Dask array. Every score
+    model and order is supported; ``n_components="auto"`` and a regressor decoder are
+    not (they need all rows at once), nor are categorical labels in a Dask ``Y``
+    (one-hot encode them, or pass ``Y`` as a numpy array). Bad data raises a
+    ValueError naming the block ("chunk 3 of X contains NaN").
 
     Parameters
     ----------
@@ -192,49 +156,65 @@ def fit_dask(estimator: SteinLatent, X, Y=None) -> SteinLatent:
     >>> bool(np.allclose(lazy.components_, eager.components_, atol=1e-10))
     True
     """
-    from ._streaming import _NotEnoughData
-
     dask, da = _import_dask()
-    if Y is not None and not hasattr(Y, "__dask_graph__"):
-        Y = np.asarray(Y)
-        if Y.dtype.kind in "OUSb" or (
-            Y.dtype.kind in "iu" and estimator.response_type != "continuous"
-        ):
-            # Let the chunk check give its message on the whole array.
-            check_response_chunk(Y, Y.shape[0], None, 0, estimator.response_type)
-    elif Y is not None and (
-        Y.dtype.kind in "OUSb"
-        or (
-            Y.dtype.kind in "iu"
-            and estimator.response_type != "continuous"
-            and (Y.ndim == 1 or Y.shape[1] == 1)
+    estimator._check_streamable()
+    X = _as_dask_2d(da, X, "X")
+    n, p = X.shape
+    if Y is not None:
+        if hasattr(Y, "__dask_graph__") and Y.dtype.kind in "OUSb":
+            raise ValueError(
+                f"Y holds class labels (dtype {Y.dtype}): pass them as a numpy array, or "
+                "one-hot encode them and pass response_type='continuous'."
+            )
+        head = np.asarray(Y[: min(n, 2048)]) if hasattr(Y, "__dask_graph__") else Y
+        categorical = estimator.response_type == "categorical" or (
+            estimator.response_type == "auto" and not hasattr(Y, "__dask_graph__")
+            and looks_categorical(Y)
         )
-    ):
-        raise ValueError(
-            "Y holds class labels (dtype "
-            f"{Y.dtype}): one-hot encode them with all classes and pass "
-            "response_type='continuous' to fit on Dask arrays."
-        )
-    plan = estimator._sufficient_plan(supervised=Y is not None, where="the Dask fit")
-    lazy = sufficient_statistics(
-        X,
-        Y,
-        feature_weights=plan["feature_weights"],
-        label_weights=plan["label_weights"],
-        response_type=estimator.response_type,
-    )
-    (stats,) = dask.compute(lazy)
-    plan["n_responses"] = stats.n_responses
+        plan = plan_responses(Y if categorical else head,
+                              include_features=estimator.include_features,
+                              response_type="categorical" if categorical else "continuous")
+        if categorical:
+            Y = np.asarray(Y).reshape(-1)
+            Y = da.from_array(Y, chunks=(X.chunks[0],))
+        else:
+            Y = _as_dask_2d(da, Y, "Y", row_chunks=X.chunks[0])
+    else:
+        plan = plan_responses(None, include_features=True, response_type="continuous")
+    seed = seed_of(estimator.random_state)
+    model, fitted = score_model_for(estimator.score_model)
+    if not fitted and not getattr(model, "fits_from_moments", False):
+        model.fit(_sample_rows(X, estimator.score_sample_size, seed))
+        fitted = True
+    q = plan.n_label_columns or (0 if Y is None else Y.shape[1])
+    Yshape = None if Y is None else np.empty((0, q))
+    pooling = estimator._pooling(plan, p, Yshape)
+    order = estimator._order(plan, model, p, Yshape, pooling)
+    template = new_accumulator(model, fitted, plan, order=order,
+                               noise_floor=estimator.noise_floor, pooling=pooling, seed=seed)
+    xblocks = X.to_delayed().ravel().tolist()
+    yblocks = [None] * len(xblocks) if Y is None else Y.to_delayed().ravel().tolist()
+    shifts = dask.delayed(_shifts, pure=True)(xblocks[0], yblocks[0], plan)
+    offsets = np.concatenate([[0], np.cumsum(X.chunks[0])[:-1]]).astype(int).tolist()
+    block = dask.delayed(_block, pure=True)
+    parts = [
+        block(xb, yb, shifts, template, off, i)
+        for i, (xb, yb, off) in enumerate(zip(xblocks, yblocks, offsets, strict=True))
+    ]
+    merge = dask.delayed(_merge, pure=True)
+    while len(parts) > 1:
+        parts = [merge(*parts[i : i + _FAN_IN]) for i in range(0, len(parts), _FAN_IN)]
+    (acc,) = dask.compute(parts[0])
     estimator.__dict__.pop("feature_names_in_", None)
-    estimator.n_features_in_ = stats.n_features
+    estimator.__dict__.pop("_stream", None)
+    estimator.n_features_in_ = p
     try:
-        estimator._finish_from_stats(stats, plan)
-    except _NotEnoughData as exc:
+        result = finish(acc, order=order, include_features=estimator.include_features,
+                        pooling=pooling, noise_floor=estimator.noise_floor,
+                        n_components=estimator.n_components, plan=plan)
+    except NotEnoughData as exc:
         raise ValueError(str(exc)) from None
-    estimator._plan = plan
-    estimator._stats = stats
-    estimator._n_chunks_seen = X.numblocks[0] if hasattr(X, "numblocks") else 1
-    return estimator
+    return estimator._set_fitted(result)
 
 
 def _project_block(block, mean, components):

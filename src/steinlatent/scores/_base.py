@@ -55,6 +55,12 @@ class ScoreModel(BaseEstimator, metaclass=ABCMeta):
     #: unsupervised first-order estimator informative.
     smoothed: bool = False
 
+    #: True when the model can be fitted from the moments of X alone (n, mean,
+    #: covariance) through ``_fit_moments``: the fit pipeline then accumulates those
+    #: moments with the Stein sums in a single pass over the rows
+    #: (:class:`steinlatent._accumulate.MomentAccumulator`).
+    fits_from_moments: bool = False
+
     @abstractmethod
     def fit(self, X, y=None):
         """Fit the score model to samples ``X`` of shape (n_samples, n_features)."""
@@ -83,30 +89,33 @@ class ScoreModel(BaseEstimator, metaclass=ABCMeta):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-        w : array-like of shape (n_samples,)
-            Weights, e.g. the row means of the responses.
+        w : array-like of shape (n_samples,) or (n_samples, k)
+            Weights, e.g. the row means of the responses; k columns give k sums
+            from one evaluation of the score and its Jacobian.
 
         Returns
         -------
-        ndarray of shape (n_features, n_features)
+        ndarray of shape (n_features, n_features), or (k, n_features, n_features)
         """
+        from .._validation import check_weights
+
         check_is_fitted(self)
         X = np.asarray(X, dtype=float)
-        w = np.asarray(w, dtype=float).reshape(-1)
-        if w.shape[0] != X.shape[0]:
-            raise ValueError(
-                f"w has {w.shape[0]} entries but X has {X.shape[0]} rows; they must match."
-            )
-        p = X.shape[1]
-        out = np.zeros((p, p))
+        W = check_weights(w, X.shape[0], allow_2d=True)
+        flat = W.ndim == 1
+        W = W[:, None] if flat else W
+        p, k = X.shape[1], W.shape[1]
+        out = np.zeros((k, p, p))
         step = max(1, _CHUNK_ENTRIES // max(1, p * p))
         for start in range(0, X.shape[0], step):
             sl = slice(start, start + step)
             s = self.evaluate(X[sl])
             J = self.jacobian(X[sl])
-            out += (s * w[sl, None]).T @ s
-            out -= np.einsum("i,iab->ab", w[sl], J)
-        return 0.5 * (out + out.T)
+            for j in range(k):
+                out[j] += (s * W[sl, j, None]).T @ s
+            out -= np.einsum("ik,iab->kab", W[sl], J)
+        out = 0.5 * (out + out.transpose(0, 2, 1))
+        return out[0] if flat else out
 
     def _validate_X(self, X, *, reset: bool):
         """Validate samples: finite, 2-D, float64, at least two rows when fitting."""

@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
-from .._sufficient import chunk_rows
+from .._sufficient import chunk_rows, weighted_gram
 from .._validation import check_weights
 from ._base import ScoreModel
 
@@ -101,20 +101,29 @@ class EllipticalScore(ScoreModel):
         return J
 
     def second_order_sum(self, X, w) -> np.ndarray:
-        """Return sum_i w_i T(x_i) in O(n p^2) through the elliptical closed form."""
+        """Return sum_i w_i T(x_i) in O(n p^2) through the elliptical closed form.
+
+        ``w`` of shape (n,) gives one (p, p) matrix; ``w`` of shape (n, k) gives k of
+        them, shape (k, p, p), from one evaluation of the radial factors per row block.
+        """
         check_is_fitted(self, "precision_")
         X = self._validate_X(X, reset=False)
-        w = check_weights(w, X.shape[0])
-        p = X.shape[1]
-        out = np.zeros((p, p))
-        wc = 0.0
+        W = check_weights(w, X.shape[0], allow_2d=True)
+        flat = W.ndim == 1
+        W = W[:, None] if flat else W
+        p, k = X.shape[1], W.shape[1]
+        out = np.zeros((k, p, p))
+        wc = np.zeros(k)
         step = chunk_rows(p)  # row blocks: no n x p temporaries
         for start in range(0, X.shape[0], step):
             sl = slice(start, start + step)
             U = X[sl] - self.location_
             PU = U @ self.precision_
             c, dc = self._radial(np.maximum(np.einsum("ij,ij->i", PU, U), 0.0))
-            out += (PU * (w[sl] * (c * c - 2.0 * dc))[:, None]).T @ PU
-            wc += float(np.dot(w[sl], c))
-        out -= wc * self.precision_
-        return 0.5 * (out + out.T)
+            a = c * c - 2.0 * dc
+            for j in range(k):
+                out[j] += weighted_gram(PU, W[sl, j] * a)
+            wc += W[sl].T @ c
+        out -= wc[:, None, None] * self.precision_
+        out = 0.5 * (out + out.transpose(0, 2, 1))
+        return out[0] if flat else out

@@ -67,6 +67,11 @@ class GaussianScore(EllipticalScore):
     def smoothed(self) -> bool:  # type: ignore[override]
         return self.shrinkage is not None and self.shrinkage != 0
 
+    @property
+    def fits_from_moments(self) -> bool:  # type: ignore[override]
+        # Ledoit-Wolf shrinkage needs fourth moments, every other setting (n, mean, cov).
+        return self.shrinkage != "ledoit_wolf"
+
     def fit(self, X, y=None):
         """Estimate mean and covariance of ``X`` (shape (n_samples, n_features))."""
         self._validate_params()

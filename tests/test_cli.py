@@ -124,8 +124,6 @@ USER_ERRORS = {
                      "n_components=9 exceeds"),
     "--score bogus": (["fit", "--x", "{x.csv}", "--score", "bogus"], "invalid choice: 'bogus'"),
     "unsupervised --order 1": (["fit", "--x", "{x.csv}", "--order", "1"], "identity matrix"),
-    "categorical order 2": (["fit", "--x", "{x.csv}", "--y", "{labels.txt}",
-                             "--response-type", "categorical", "--order", "2"], "one-hot"),
     "categorical without --y": (["fit", "--x", "{x.csv}", "--response-type", "categorical"],
                                 "needs class labels"),
     "missing --x": (["fit"], "required: --x"),
@@ -209,6 +207,11 @@ def test_fit_and_demo_with_class_labels(files, tmp_path, capsys):
     assert main(["demo", "--n-components", "1", *common]) == 0
     out = capsys.readouterr().out
     assert "order 2 skipped" in out and "reduced-rank regression" in out
+    # Integer labels in a .npy are classes under the default response_type="auto".
+    np.save(tmp_path / "codes.npy", np.unique(labels, return_inverse=True)[1])
+    assert main(["demo", "--x", str(tmp_path / "cx.csv"), "--y", str(tmp_path / "codes.npy"),
+                 "--n-components", "1", "--out", str(tmp_path / "o")]) == 0
+    assert "order 2 skipped" in capsys.readouterr().out
 
 
 def test_semi_supervised_demo_fits_baselines_on_labelled_rows(files, tmp_path, capsys):

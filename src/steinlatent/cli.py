@@ -128,7 +128,7 @@ def _load_matrix(path: str, option: str) -> np.ndarray:
                 f"--x file {p} has a missing or infinite value ({A[row, col]}) in row "
                 f"{row + 1}, column {col + 1}; X must be finite (impute or drop those rows)"
             )
-    elif A.ndim > 2:
+    elif A.ndim not in (1, 2):
         raise ValueError(f"--y file {p} holds a {A.ndim}-D array; Y must be 1-D or 2-D")
     if A.shape[0] < 2:
         raise ValueError(f"--{option} file {p} has {A.shape[0]} row; at least 2 are needed")
@@ -185,6 +185,18 @@ def _labelled_rows(Y: np.ndarray, *, categorical: bool) -> np.ndarray:
     if categorical or Y.dtype.kind != "f":  # class labels or integers: no NaN possible
         return np.ones(len(Y), dtype=bool)
     return labelled_rows(Y.reshape(len(Y), -1), name="--y")
+
+
+def _is_categorical(Y, response_type: str) -> bool:
+    """Whether SteinLatent will one-hot encode Y (its ``response_type="auto"`` rule)."""
+    if Y is None or response_type == "continuous":
+        return False
+    if response_type == "categorical":
+        return True
+    from sklearn.utils.multiclass import type_of_target
+
+    return (Y.ndim == 1 or Y.shape[1] == 1) and Y.dtype.kind in "biu" and type_of_target(
+        Y.reshape(-1)) in ("binary", "multiclass")
 
 
 # ------------------------------------------------------------------ commands
@@ -256,7 +268,7 @@ def _demo(args) -> int:
         B = None
         k = 3 if args.n_components is None else args.n_components
         print(f"Loaded X {X.shape}" + (f" and Y {Y.shape}" if Y is not None else " (no Y)"))
-    categorical = args.response_type == "categorical"
+    categorical = _is_categorical(Y, args.response_type)
     labelled = _labelled_rows(Y, categorical=categorical) if Y is not None else None
     if labelled is not None and not labelled.all():
         print(f"Semi-supervised: {int(labelled.sum())} of {len(Y)} rows of Y are labelled; "
@@ -270,7 +282,7 @@ def _demo(args) -> int:
                      X, Y))
         if categorical:
             # One-hot rows all sum to 1, so the order-2 Stein matrix is identically zero.
-            print("(order 2 skipped: class labels carry no second-order signal)")
+            print("(order 2 skipped: with one-hot class labels its Stein matrix is exactly zero)")
         else:
             fits.append(("Stein order 2, fitted t score",
                          SteinLatent(k, order=2, score_model="t", random_state=0), X, Y))
@@ -390,9 +402,11 @@ _EPILOG = (
 )
 
 _RESPONSE_TYPE_HELP = (
-    "how to read --y: 'continuous' (and 'auto'): a numeric table, one row per sample, "
-    "an all-NaN row marking an unlabelled sample (semi-supervised); 'categorical': class "
-    "labels (any text), one per line, or a 1-D .npy, one-hot encoded for order 1"
+    "how to read --y. 'continuous': a numeric table, one row per sample, an all-NaN row "
+    "marking an unlabelled sample (semi-supervised). 'categorical': class labels (any "
+    "text), one per line, or a 1-D .npy; they are one-hot encoded (order 1 only). "
+    "'auto' (default): as 'continuous', except that a one-column integer .npy of class "
+    "labels is read as 'categorical' (SteinLatent's response_type='auto')"
 )
 
 
@@ -442,7 +456,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="a positive integer or 'auto'")
     fit.add_argument("--order", default="auto", choices=["auto", "1", "2", "both"])
     fit.add_argument("--score", "--score-model", dest="score", default="gaussian",
-                     choices=list(SCORE_SHORTCUTS), help="score model of x")
+                     choices=list(SCORE_SHORTCUTS), metavar="NAME",
+                     help="score model of x: " + ", ".join(SCORE_SHORTCUTS)
+                     + " (default gaussian)")
     fit.add_argument("--seed", type=int, default=0)
     fit.add_argument("--out", default="results-local/fit")
     fit.set_defaults(func=_fit)

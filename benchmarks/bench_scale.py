@@ -1,7 +1,9 @@
 """Scale benchmark of SteinLatent (issue 6): rows n, streaming, Dask, out of core, and p.
 
-Part 1, time and peak memory against n (p = 100, q = 10, Gaussian score, order 1 and
-order 2), each as a ratio to the floor, one pass of X^T X + X^T Y over the same data:
+Part 1, time and peak memory against n (p = 100, q = 10, the score model of
+``--score``, Gaussian by default, orders ``--orders``, second order with the paper's
+mean pooling), each as a ratio to the floor, one pass of X^T X + X^T Y over the same
+data:
 
 * ``fit``          in memory (numpy array);
 * ``partial_fit``  in chunks of ``--chunk`` rows read from a zarr store on disk;
@@ -99,6 +101,10 @@ class RowBench:
         )
         return max(peaks.values())
 
+    @property
+    def orders(self):
+        return self.args.orders
+
     def add(self, n, name, order, t, floor, mem="-"):
         self.res[(name, order)] = t
         row = [f"{n:.0e}", name, order, f"{t:.2f}", f"{1e9 * t / n:.0f}",
@@ -127,9 +133,10 @@ class RowBench:
             X, Y = zx[:], zy[:]
             fl = best(lambda: (X.T @ X, Y.T @ X), reps)
             self.add(n, "floor (in memory)", "-", fl, fl)
-            for order in (1, 2):
+            for order in self.orders:
                 def fit(order=order):
-                    return SteinLatent(k, order=order, random_state=0).fit(X, Y)
+                    return SteinLatent(k, order=order, pooling="mean", random_state=0,
+                                       score_model=args.score).fit(X, Y)
 
                 peak = traced_peak(fit)
                 self.add(n, "fit (in memory)", order, best(fit, reps), fl,
@@ -137,9 +144,10 @@ class RowBench:
             t = best(lambda: PCA(k, svd_solver="covariance_eigh").fit(X), reps)
             self.add(n, "sklearn PCA covariance_eigh (in memory)", "-", t, fl)
             # The streaming overhead alone: partial_fit over views of the same array.
-            for order in (1, 2):
+            for order in self.orders:
                 def views(order=order):
-                    est = SteinLatent(k, order=order)
+                    est = SteinLatent(k, order=order, pooling="mean", random_state=0,
+                                      score_model=args.score)
                     for s in range(0, n, chunk):
                         est.partial_fit(X[s : s + chunk], Y[s : s + chunk])
                     return est
@@ -158,9 +166,10 @@ class RowBench:
 
         fls = best(floor_stream, reps)
         self.add(n, "floor (chunks from disk)", "-", fls, fls)
-        for order in (1, 2):
+        for order in self.orders:
             def stream(order=order):
-                est = SteinLatent(k, order=order)
+                est = SteinLatent(k, order=order, pooling="mean", random_state=0,
+                                  score_model=args.score)
                 for Xb, Yb in stream_chunks(zx, zy, chunk):
                     est.partial_fit(Xb, Yb)
                 return est
@@ -189,10 +198,12 @@ class RowBench:
             Yd = da.from_zarr(str(path / "y.zarr"))
             fld = best(lambda: dask.compute(Xd.T @ Xd, Yd.T @ Xd), reps)
             self.add(n, "floor (dask, 2 workers)", "-", fld, fld)
-            for order in (1, 2):
+            for order in self.orders:
                 self.client.restart()  # fresh workers: their peak RSS is this fit's
                 self.warm()
-                t = best(lambda order=order: SteinLatent(k, order=order).fit(Xd, Yd), reps)
+                t = best(lambda order=order: SteinLatent(
+                    k, order=order, pooling="mean", random_state=0, score_model=args.score
+                ).fit(Xd, Yd), reps)
                 wp = self.worker_peak()
                 self.add(n, "dask fit (2 workers)", order, t, fld,
                          f"worker peak RSS {wp / 2**20:.0f} MiB (limit {args.worker_memory})")
@@ -202,7 +213,7 @@ class RowBench:
                 self.add(n, "dask-ml PCA (2 workers)", "-", best(lambda: DaskPCA(k).fit(Xd),
                                                                  reps), fld)
         # Streaming and Dask per-row cost against the in-memory fit of the same order.
-        for order in (1, 2):
+        for order in self.orders:
             base = self.res.get(("fit (in memory)", order))
             for name in ("partial_fit (chunks of the in-memory array)",
                          "partial_fit (chunks from disk)", "dask fit (2 workers)"):
@@ -241,11 +252,23 @@ def bench_rows(args) -> None:
             cluster.close()
         if not args.keep_data and not args.data_dir:
             shutil.rmtree(root, ignore_errors=True)
-    print(f"\nScaling in n: p={args.p}, q={args.q}, chunks of {args.chunk} rows; best of "
+    print(f"\nScaling in n: score_model={args.score!r}, p={args.p}, q={args.q}, chunks of "
+          f"{args.chunk} rows; best of "
           f"{args.repeats} (1 above 10^6 rows); dask-ml "
           f"{'present' if have_dask_ml else 'not installed (not benchmarked)'}")
     print(table(["n", "method", "order", "time (s)", "ns / row", "x floor", "peak memory"],
                 bench.rows))
+
+
+def _finish(est):
+    """The O(p^3) step alone: finish the accumulated sums of a fitted estimator."""
+    from steinlatent._pipeline import finish
+
+    stream = est._stream
+    return finish(stream.acc.copy(), order=stream.order,
+                  include_features=est.include_features, pooling=stream.pooling,
+                  noise_floor=est.noise_floor, n_components=est.n_components,
+                  plan=stream.plan)
 
 
 def _p_rows(n, p, q, repeats, rng) -> list[list]:
@@ -256,9 +279,9 @@ def _p_rows(n, p, q, repeats, rng) -> list[list]:
     fl = best(lambda: (X.T @ X, Y.T @ X), repeats)
     rows = []
     for order in (1, 2):
-        est = SteinLatent(5, order=order, random_state=0)
+        est = SteinLatent(5, order=order, pooling="mean", random_state=0)
         t_fit = best(lambda est=est: est.fit(X, Y), repeats)
-        t_fin = best(lambda est=est: est._finish_from_stats(est._stats, est._plan), repeats)
+        t_fin = best(lambda est=est: _finish(est), repeats)
         rows.append([p, order, f"{fl:.3f}", f"{t_fit:.3f}", f"{t_fit / fl:.2f}",
                      f"{t_fin:.3f}", f"{100 * t_fin / t_fit:.0f}%"])
     return rows
@@ -289,6 +312,9 @@ def main(argv=None) -> None:
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--keep-data", action="store_true")
     ap.add_argument("--no-dask", action="store_true")
+    ap.add_argument("--score", default="gaussian",
+                    help="score_model of every path: gaussian, t, hyperbolic, kernel, ...")
+    ap.add_argument("--orders", nargs="*", type=int, default=[1, 2])
     ap.add_argument("--ps", nargs="*", type=int, default=[50, 100, 200, 500, 1000, 2000])
     ap.add_argument("--p-n", type=int, default=20_000, help="rows for the p scaling")
     args = ap.parse_args(argv)

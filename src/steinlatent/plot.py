@@ -40,8 +40,10 @@ def _latent(estimator):
 
 
 def _spectrum(est) -> tuple[np.ndarray, str]:
-    if getattr(est, "order_", None) == 2:
+    if getattr(est, "order_", None) == 2 and hasattr(est, "eigenvalues_"):
         return np.abs(np.asarray(est.eigenvalues_)), "|eigenvalue| of M2"
+    if getattr(est, "order_", None) == 2:
+        return np.asarray(est.singular_values_), "singular value of stacked M2"
     label = "singular value of [M1/nu1, M2/nu2]" if est.order_ == "both" else "singular value"
     return np.asarray(est.singular_values_), label
 
@@ -51,7 +53,7 @@ def scree(estimator, ax=None, *, max_show: int | None = 20, log: bool = True):
 
     Draws the spectrum (singular values for orders 1 and "both", |eigenvalues| for
     order 2) against its index, marks the first ``n_components_`` values, draws the
-    permutation noise floor ``null_level_`` when the estimator has one, and, for
+    noise floor (sign-flipped responses) ``null_level_`` when the estimator has one, and, for
     ``n_components="auto"``, the selector's criterion on a second axis when it
     exposes ``criterion_``.
 
@@ -90,7 +92,7 @@ def scree(estimator, ax=None, *, max_show: int | None = 20, log: bool = True):
     ax.axvline(k + 0.5, color="C0", ls="--", lw=1)
     null = getattr(est, "null_level_", None)
     if null is not None and null > 0 and est.order_ == 2:
-        ax.axhline(null, color="C3", ls=":", lw=1, label="permutation noise floor")
+        ax.axhline(null, color="C3", ls=":", lw=1, label="noise floor (sign-flipped responses)")
     if log and np.all(shown > 0):
         ax.set_yscale("log")
     ax.set_xlabel("index")

@@ -446,14 +446,14 @@ def time_methods(X, Y, settings: dict, *, h: int = 8, n_labelled: int = 50, seed
     h_sup = min(h, Y.shape[1])  # the supervised Stein matrix has rank <= q
     for name, setting in settings.items():
         fits = {
-            "semi": (lambda s=setting: SteinLatent(h, order=1, score=_kernel_score(s, seed),
+            "semi": (lambda s=setting: SteinLatent(h, order=1, score_model=_kernel_score(s, seed),
                                                    decoder=None).fit(X, Ysemi)),
             "sup_allx": (lambda s=setting: SteinLatent(
-                h_sup, order=1, score=_kernel_score(s, seed), include_features=False,
+                h_sup, order=1, score_model=_kernel_score(s, seed), include_features=False,
                 decoder=None).fit(X, Ysemi)),
-            "unsup": (lambda s=setting: SteinLatent(h, order=1, score=_kernel_score(s, seed),
+            "unsup": (lambda s=setting: SteinLatent(h, order=1, score_model=_kernel_score(s, seed),
                                                     decoder=None).fit(X)),
-            "sup": (lambda s=setting: SteinLatent(h_sup, order=1, score=_kernel_score(s, seed),
+            "sup": (lambda s=setting: SteinLatent(h_sup, order=1, score_model=_kernel_score(s, seed),
                                                   decoder=None).fit(X[lab], Y[lab])),
         }
         for method, fit in fits.items():

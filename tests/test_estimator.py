@@ -256,3 +256,33 @@ def test_order2_needs_a_jacobian(rng):
     X, Y, _ = index_data(rng, 200, 3, 2, 1)
     with pytest.raises(ValueError, match="second-order"):
         SteinLatent(1, order=2, score_model=CallableScore(lambda Z: Z)).fit(X, Y)
+
+
+def test_refit_clears_attributes_that_no_longer_apply(rng):
+    # Every fitted attribute is set in one place, which first clears the optional ones.
+    X, Y, _ = index_data(rng, 600, 5, 3, 2)
+    labels = (X[:, 0] > 0).astype(int) + (X[:, 1] > 0)
+    est = SteinLatent(2, order=1, random_state=0).fit(X, labels)
+    assert hasattr(est, "classes_") and hasattr(est, "singular_values_")
+    est.set_params(order=2, pooling="mean").fit(X, Y)
+    assert not hasattr(est, "classes_") and not hasattr(est, "singular_values_")
+    assert hasattr(est, "eigenvalues_")
+    est.set_params(n_components="auto", order=1).fit(X, Y)
+    assert hasattr(est, "selection_") and not hasattr(est, "eigenvalues_")
+    est.set_params(n_components=2).fit(X, Y)
+    assert not hasattr(est, "selection_")
+
+
+def test_score_model_auto_records_its_choice(rng):
+    X, Y, _ = index_data(rng, 500, 4, 3, 2)
+    est = SteinLatent(2, score_model="auto", random_state=0).fit(X, Y)
+    names = [row["candidate"] for row in est.score_selection_]
+    assert "gaussian" in names and sum(row["selected"] for row in est.score_selection_) == 1
+    chosen = next(row["candidate"] for row in est.score_selection_ if row["selected"])
+    from steinlatent.scores import SCORE_SHORTCUTS
+
+    assert type(est.score_model_) is type(SCORE_SHORTCUTS[chosen]())
+    est.set_params(score_model="gaussian").fit(X, Y)
+    assert not hasattr(est, "score_selection_")
+    with pytest.raises(ValueError, match="score_model='auto'"):
+        SteinLatent(2, score_model="auto").partial_fit(X, Y)

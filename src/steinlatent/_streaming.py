@@ -56,6 +56,7 @@ class _Stream:
         self.acc = None if self.needs_buffer else new_accumulator(model, fitted, plan,
                                                                   **self.kwargs)
         self.n_chunks = 0
+        self.scale = 1.0
 
     @classmethod
     def after_fit(cls, est, plan, acc, order, pooling: str) -> _Stream:
@@ -69,9 +70,12 @@ class _Stream:
         stream.kwargs = dict(order=order, noise_floor=est.noise_floor, pooling=pooling,
                              seed=stream.seed)
         stream.buffer, stream.n_buffered, stream.acc, stream.n_chunks = [], 0, acc, 1
+        stream.scale = getattr(est.score_model_, "scale", 1.0)
         return stream
 
     def add(self, X, Y, sample_size: int) -> None:
+        if self.scale != 1.0:  # rows in the units of the first chunk (see data_scale)
+            X = X / self.scale
         if self.plan.grow_classes and Y is not None:
             self.plan = self.plan.grown(Y)
             if self.acc is not None:
@@ -174,6 +178,10 @@ class StreamingMixin:
             pooling = self._pooling(plan, X.shape[1], Y2)
             order = self._order(plan, model, X.shape[1], Y2, pooling)
             stream = _Stream(self, plan, model, fitted, order, pooling)
+            if not fitted:
+                from .scores._scaled import data_scale
+
+                stream.scale = data_scale(X)
         else:
             index = stream.n_chunks
             X = check_array(X, dtype=np.float64, ensure_all_finite=False, input_name="X")
@@ -213,7 +221,7 @@ class StreamingMixin:
             self._wait(str(exc), stream.acc.n_samples)
             return self
         self._pending = None
-        return self._set_fitted(result)
+        return self._set_fitted(result, scale=stream.scale)
 
     def _wait(self, reason: str, n_seen: int) -> None:
         """Stay unfitted after this chunk and say why (again at transform time)."""
@@ -229,6 +237,12 @@ class StreamingMixin:
         )
 
     def _check_streamable(self) -> None:
+        if isinstance(self.score_model, str) and self.score_model == "auto":
+            raise ValueError(
+                "score_model='auto' compares score models by cross-validation on all "
+                "rows, which partial_fit and Dask fits do not hold: run it with fit on a "
+                "sample, then pass FrozenEstimator(est.score_model_) or the chosen model."
+            )
         if self.n_components == "auto":
             raise ValueError(
                 "n_components='auto' is not available in partial_fit: the dimension "

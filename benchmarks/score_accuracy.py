@@ -32,6 +32,7 @@ from steinlatent.scores._kernel import PAPER_LAM
 
 NU_T = 10.0
 MIX_SEP = 1.5  # |mu| of the mixture 0.5 N(mu, I) + 0.5 N(-mu, I)
+KEEP_MARKER = "<!-- kept by score_accuracy.py -->"
 
 
 def dispersion(rng, p):
@@ -194,7 +195,12 @@ def main(argv=None):
     rows = run(kinds, ps, ns, args.reps, args.n_test,
                lambda s: print(s, file=sys.stderr, flush=True))
     md = to_markdown(rows, args, time.perf_counter() - t0)
-    Path(args.out).write_text(md)
+    out = Path(args.out)
+    # Sections written by other scripts (bench_kernel_score.py's landmark table) follow
+    # the marker and are kept.
+    if out.exists() and KEEP_MARKER in out.read_text():
+        md += "\n" + out.read_text()[out.read_text().index(KEEP_MARKER):]
+    out.write_text(md)
     print(md)
 
 

@@ -10,8 +10,9 @@ import pytest
 from sklearn.base import clone
 
 from steinlatent.scores import KernelScore, ScoreModel
-from steinlatent.scores._kernel import PAPER_LAM, _Problem
-from steinlatent.scores._kernels import KERNELS
+from steinlatent.scores._kernel import PAPER_LAM
+from steinlatent.scores._kernel_functions import KERNELS, median_distance, sq_dists
+from steinlatent.scores._kernel_solvers import ExactProblem
 
 KERNEL_NAMES = ["curl_free_imq", "curl_free_rbf", "diagonal_imq", "diagonal_rbf"]
 
@@ -88,7 +89,7 @@ def test_matrix_free_product_equals_dense_matrix(name):
     dense = _dense(name, X, X, 1.7)
     ref = (dense @ C.ravel()).reshape(25, 4)
     for budget in (1 << 30, 0):  # cached fields and recomputed blocks
-        prob = _Problem(kern, X, 1.7, chunk=6, budget=budget)
+        prob = ExactProblem(kern, X, 1.7, budget, chunk=6)
         np.testing.assert_allclose(prob.matvec(C), ref, rtol=0, atol=1e-13)
     np.testing.assert_allclose(kern.dense(X[:5], X, 1.7), dense[:20] if not kern.diagonal
                                else dense[0:20:4, 0::4], atol=1e-14)
@@ -105,8 +106,6 @@ def test_zeta_equals_finite_difference_divergence(name):
                 e = np.eye(d)[j] * h
                 dK = (_K(name, Xq[i], X[n] + e, sigma) - _K(name, Xq[i], X[n] - e, sigma)) / (2 * h)
                 ref[i] += dK[:, j]  # row-wise divergence in the second argument
-    from steinlatent.scores._kernels import sq_dists
-
     got = KERNELS[name].zeta_sum(sq_dists(Xq, X), sigma, d, Xq, X)
     np.testing.assert_allclose(got, ref, atol=1e-8)
 
@@ -119,8 +118,6 @@ def _filtered(name, estimator, X, sigma, lam, T=None, nu=1.0, s=1.0):
     if name.startswith("diagonal"):
         K = K[0::d, 0::d]
     kern = KERNELS[name]
-    from steinlatent.scores._kernels import sq_dists
-
     z = kern.zeta_sum(sq_dists(X, X), sigma, d, X, X) / M  # checked against FD above
     Z = z if name.startswith("diagonal") else z.reshape(-1, 1)
     if estimator == "tikhonov":
@@ -323,7 +320,7 @@ def test_fit_is_seeded_and_clonable():
     assert KernelScore.smoothed is True
 
 
-def test_search_records_grid_and_walks_multipliers(monkeypatch):
+def test_search_records_grid_and_walks_multipliers():
     X = np.random.default_rng(17).normal(size=(300, 3))
     m = KernelScore(cv=2, random_state=1).fit(X)
     res = m.cv_results_
@@ -337,10 +334,11 @@ def test_search_records_grid_and_walks_multipliers(monkeypatch):
     assert sorted(set(g.cv_results_["bandwidth_multiplier"])) == [0.7, 1.3]
     assert set(g.cv_results_["n_iter"]) == {7} and g.n_iter_ == 7
     # Without the kernel-field cache (every block recomputed) the fit is the same.
-    import steinlatent.scores._kernel as mod
+    import sklearn
 
-    monkeypatch.setattr(mod, "_CACHE_BYTES", 0)
-    again = KernelScore(cv=2, random_state=1).fit(X)
+    with sklearn.config_context(working_memory=0.01), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "could not adhere to working_memory"
+        again = KernelScore(cv=2, random_state=1).fit(X)
     np.testing.assert_allclose(again.coef_, m.coef_, rtol=1e-10, atol=1e-12)
 
 
@@ -391,6 +389,7 @@ def test_bad_input_messages():
         m.second_order_sum(X, np.ones(2))
 
 
+@pytest.mark.slow  # 15 kernel fits at n = 3000, p = 30; benchmarks/score_end_to_end.py
 def test_end_to_end_paper_simulation_t_pairs():
     """Issue 3's end-to-end bar: p = 30, q = 20, r = 3, n = 3000, t (nu = 10) x, nonlinear
     links. The kernel score must be within 25% of the true t score's distance (median of 5
@@ -415,7 +414,8 @@ def test_end_to_end_paper_simulation_t_pairs():
             for order in (1, 2):
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")  # responses with infinite mean
-                    est = SteinLatent(3, order=order, score_model=score, noise_floor=False).fit(X, Y)
+                    est = SteinLatent(3, order=order, score_model=score,
+                                      noise_floor=False).fit(X, Y)
                 d[name][order].append(subspace_distance(est.components_.T, B))
     med = {k: {o: float(np.median(v[o])) for o in v} for k, v in d.items()}
     for order in (1, 2):
@@ -432,7 +432,6 @@ def test_unsupervised_smoothing_moves_between_degenerate_and_pca():
 
     from steinlatent import SteinLatent
     from steinlatent.metrics import subspace_distance
-    from steinlatent.scores._kernels import median_distance
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(600, 5)) * np.sqrt([4.0, 2.0, 1.0, 0.5, 0.25])

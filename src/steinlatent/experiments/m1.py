@@ -646,7 +646,7 @@ def _write_timings(out, X, Y, scores, seed, n_test, h):
 
 
 def _smoothing_grid(out, X, dhash, seed, rel_lams, mults, progress):
-    from ..scores._kernels import median_distance
+    from ..scores._kernel_functions import median_distance
 
     med = median_distance(X, np.random.default_rng(seed), 1000)
     grid, metas = [], []

@@ -30,9 +30,17 @@ def _hyperbolic():
 
 
 def _kernel():
+    # n_landmarks="auto": the exact estimator up to 5000 rows, 500 landmarks above, so
+    # "kernel" on 10^5 rows is a linear-cost fit, not an hour of O(n^2) work.
     from ._kernel import KernelScore
 
     return KernelScore()
+
+
+def _kde():
+    from ._kde import KDEScore
+
+    return KDEScore()
 
 
 def _denoising():
@@ -46,6 +54,7 @@ SCORE_SHORTCUTS = {
     "t": _student_t,
     "hyperbolic": _hyperbolic,
     "kernel": _kernel,
+    "kde": _kde,
     "denoising": _denoising,
 }
 

@@ -19,6 +19,8 @@ __all__ = [
     "StudentTScore",
     "HyperbolicScore",
     "KernelScore",
+    "KDEScore",
+    "select_score_model",
     "PAPER_LAM",
     "DenoisingScore",
     "CallableScore",
@@ -37,6 +39,14 @@ def __getattr__(name):
         from . import _kernel
 
         return getattr(_kernel, name)
+    if name == "KDEScore":
+        from ._kde import KDEScore
+
+        return KDEScore
+    if name in ("select_score_model", "default_candidates"):
+        from . import _auto
+
+        return getattr(_auto, name)
     if name == "DenoisingScore":
         from ._denoising import DenoisingScore
 

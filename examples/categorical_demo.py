@@ -1,5 +1,5 @@
-"""Categorical labels: SteinLatent on class labels against LDA and SIR (docs/beyond.md).
-=====================================================================================
+"""Categorical labels: SteinLatent against LDA, SIR and SAVE
+=========================================================
 
 Three problems, each with a two-dimensional answer:
 
@@ -27,13 +27,15 @@ subspace distance to the true B. SIR / SAVE are statsmodels' ``SlicedInverseReg`
 Writes docs/results/beyond/categorical.csv, categorical.md and categorical.png::
 
     OMP_NUM_THREADS=1 python examples/categorical_demo.py        # about 2 minutes
+
+Results: docs/beyond.md, section 3 ("Categorical labels").
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import tempfile
-import argparse
 import warnings
 from pathlib import Path
 

@@ -1,5 +1,5 @@
-"""Bootstrap inference and the three plots on one fit (docs/beyond.md, "Inference", "Plots").
-==========================================================================================
+"""Bootstrap inference and the three plots on one fit
+==================================================
 
 Data: the paper's model with p = 10, q = 8, r = 2, link "pairs", t-distributed x,
 n = 2000, seed 0. SteinLatent("auto", score_model="t") chooses the dimension with the ladle;
@@ -10,6 +10,8 @@ Writes docs/results/beyond/inference.md, bootstrap.png, scree.png, latent_scatte
 and loadings.png::
 
     OMP_NUM_THREADS=1 python examples/inference_plots_demo.py    # about 2 minutes
+
+Results: docs/beyond.md, sections 6 and 7 ("Inference", "Plots").
 """
 
 from __future__ import annotations

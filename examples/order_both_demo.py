@@ -1,5 +1,5 @@
-"""order="both" where one order is blind (docs/beyond.md, "Both orders at once").
-==============================================================================
+"""order="both" where one order is blind
+=====================================
 
 Gaussian x (p = 10), r = 2, q = 4 responses, noise sd 0.3, 20 repetitions per n:
 
@@ -12,13 +12,15 @@ Reports the median subspace distance to B for order 1, 2 and "both".
 Writes docs/results/beyond/order_both.csv, order_both.md, order_both.png::
 
     OMP_NUM_THREADS=1 python examples/order_both_demo.py      # about 2 minutes
+
+Results: docs/beyond.md, section 2 ("Both orders at once").
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import tempfile
-import argparse
 import warnings
 from pathlib import Path
 

@@ -1,5 +1,5 @@
-"""SteinRegressor against the same regressor on all p features (docs/beyond.md, "Prediction").
-===========================================================================================
+"""SteinRegressor against the same regressor on all features
+=========================================================
 
 1. The paper's simulation (p = 30, q = 20, r = 3, link "pairs", x normal or t):
    SteinRegressor(3) with the matching plug-in score and gradient boosting on the three
@@ -22,13 +22,15 @@ throughout (one per response, via SteinRegressor or MultiOutputRegressor).
 Writes docs/results/beyond/regressor_sim.csv, regressor_m1.csv, regressor.md, regressor.png::
 
     OMP_NUM_THREADS=1 python examples/regressor_demo.py     # ~1 h on a busy 2-core machine
+
+Results: docs/beyond.md, section 4 ("Prediction").
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import tempfile
-import argparse
 import warnings
 from pathlib import Path
 
@@ -58,7 +60,7 @@ SCORES = {"normal": "gaussian", "t": "t"}
 
 def gbm():
     if GALLERY:  # fewer boosting iterations at the gallery's small size
-        return HistGradientBoostingRegressor(max_iter=20, random_state=0)
+        return HistGradientBoostingRegressor(max_iter=10, random_state=0)
     return HistGradientBoostingRegressor(random_state=0)
 
 
@@ -215,7 +217,7 @@ def main() -> None:
     ap.add_argument("--parts", nargs="+", choices=["sim", "m1"], default=["sim", "m1"],
                     help="which studies to (re)run; the report reads both CSV files")
     if GALLERY:  # the simulation only: the M1 part needs the data folder
-        ap.set_defaults(reps=1, ns=[500], parts=["sim"])
+        ap.set_defaults(reps=1, ns=[300], parts=["sim"])
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     import pandas as pd

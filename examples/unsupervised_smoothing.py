@@ -1,5 +1,5 @@
-"""What the smoothing level does to the unsupervised Stein estimate (docs/score_accuracy.md).
-==========================================================================================
+"""What the smoothing level does to the unsupervised estimate
+==========================================================
 
 With y = x and the exact score, Stein's lemma gives E[s(x) x^T] = I: the first-order
 matrix is flat and its leading directions are noise. A smoothed score breaks the tie. For
@@ -32,13 +32,15 @@ Writes docs/results/beyond/unsupervised_smoothing.{csv,md,png}::
 
     OMP_NUM_THREADS=1 python examples/unsupervised_smoothing.py          # about 15 minutes
     OMP_NUM_THREADS=1 python examples/unsupervised_smoothing.py --reps 2 --n 500 --out /tmp/x
+
+Results: docs/score_models.md ("Unsupervised: what the smoothing level does").
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import tempfile
-import argparse
 import time
 import warnings
 from pathlib import Path
@@ -50,7 +52,7 @@ from sklearn.decomposition import PCA
 from steinlatent import SteinLatent
 from steinlatent.metrics import subspace_distance
 from steinlatent.scores import CallableScore, KernelScore
-from steinlatent.scores._kernels import median_distance
+from steinlatent.scores._kernel_functions import median_distance
 
 # Documentation switch: the docs build (docs/conf.py) sets STEINLATENT_GALLERY=1 to run
 # this study at a small size and write its outputs to a temporary folder instead of
@@ -225,9 +227,11 @@ def main() -> None:
     lines.append(f"lam='auto' picked lam/kappa with median {auto.level.median():.3g} "
                  f"(range {auto.level.min():.3g} to {auto.level.max():.3g}), "
                  f"median {auto.n_iter.median():.0f} nu-iterations.")
+    draws = 2_000 if GALLERY else 20_000
+    draws_text = f"{draws:,}".replace(",", " ")
     lines.append(f"For scale: a uniformly random {R}-plane in R^{P} is at median distance "
-                 f"{random_plane_distance():.3f} from span(B) (20 000 draws); the maximum is "
-                 f"{np.sqrt(2 * R):.0f}.")
+                 f"{random_plane_distance(draws):.3f} from span(B) ({draws_text} draws); "
+                 f"the maximum is {np.sqrt(2 * R):.0f}.")
     (args.out / "unsupervised_smoothing.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     plot(tab, args.out / "unsupervised_smoothing.png")

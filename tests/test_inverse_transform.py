@@ -46,7 +46,7 @@ def test_linear_reconstruction_is_bounded_by_pca():
         pca = PCA(k).fit(X)
         err_pca = _mse(pca, X)
         # PCA is the best rank-k linear reconstruction (Eckart-Young), so Stein cannot beat
-        # it on training data; with a shrunk Gaussian score its space is PCA's (method.md §3).
+        # it on training data; with a shrunk Gaussian score its space is PCA's (paper, Sec. 2).
         assert _mse(est, X) >= err_pca - 1e-12
         assert _mse(est, X) <= 1.05 * err_pca
 

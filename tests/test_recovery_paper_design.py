@@ -1,4 +1,4 @@
-"""Recovery of span(B) on the paper's simulation design (method.md §5.1), every score family.
+"""Recovery of span(B) on the paper's simulation design (paper Section 4), every score family.
 
 Bounds are on the median distance over 5 seeds (p = 10, q = 20, r = 3), set about 1.5x
 above the medians measured on this design (the comment of each row), and must shrink

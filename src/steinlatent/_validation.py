@@ -7,7 +7,9 @@ import functools
 import numpy as np
 from sklearn.utils.validation import check_array, validate_data
 
-__all__ = ["renamed_parameters", "check_samples", "check_responses", "check_weights", "labelled_rows"]
+__all__ = [
+    "renamed_parameters", "check_samples", "check_responses", "check_weights", "labelled_rows",
+]
 
 
 def check_samples(estimator, X, *, reset: bool, name: str = "X", min_samples: int = 2):

@@ -27,7 +27,7 @@ def _one_thread():
 
 
 def subspace_distance(B1, B2):
-    """min_V ||B1 - B2 V||_F over orthogonal V, for orthonormal p x r bases (method.md §4)."""
+    """min_V ||B1 - B2 V||_F over orthogonal V, for orthonormal p x r bases (paper, Sec. 3)."""
     s = np.linalg.svd(B1.T @ B2, compute_uv=False)
     return math.sqrt(max(2 * B1.shape[1] - 2 * s.sum(), 0.0))
 

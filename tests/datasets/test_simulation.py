@@ -1,4 +1,4 @@
-"""Tests of the simulated index model against its design (method.md section 5.1)."""
+"""Tests of the simulated index model against its design (Section 4 of the paper)."""
 
 from __future__ import annotations
 

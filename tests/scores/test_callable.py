@@ -28,7 +28,8 @@ def test_callable_errors(rng):
 
 def test_resolve_score():
     assert isinstance(resolve_score("gaussian"), GaussianScore)
-    with pytest.raises(ValueError, match="'gaussian', 't', 'hyperbolic', 'kernel', 'kde', 'denoising'"):
+    valid = "'gaussian', 't', 'hyperbolic', 'kernel', 'kde', 'denoising'"
+    with pytest.raises(ValueError, match=valid):
         resolve_score("gauss")
     with pytest.raises(TypeError, match="score model"):
         resolve_score(3)

@@ -1,7 +1,7 @@
 """The paper's MNIST baselines: autoencoder, decoder on a fixed linear code, softmax read-out.
 
-All three follow method.md §5.2: Adam with torch's default settings, batch 128,
-50 epochs, squared-error losses, ReLU multilayer perceptrons whose widths are
+All three follow the paper's Section 5 (MNIST): Adam with torch's default settings,
+batch 128, 50 epochs, squared-error losses, ReLU multilayer perceptrons whose widths are
 multiples of the latent size h (encoder p -> 4h -> 2h -> h, decoder h -> 2h -> 4h -> p).
 """
 
@@ -370,7 +370,7 @@ class LinearEncoderDecoder(_DecoderMixin, BaseEstimator):
 class SoftmaxReadout(ClassifierMixin, BaseEstimator):
     """Linear softmax classifier trained with the SQUARED loss against one-hot labels.
 
-    The paper's read-out for judging an embedding (method.md §5.2): one linear layer
+    The paper's read-out for judging an embedding (Section 5 of the paper): one linear layer
     z -> K class scores, softmax, and the loss
 
     .. math:: \\frac{1}{n} \\sum_i \\| \\operatorname{softmax}(W z_i + b) - e_{y_i} \\|^2,

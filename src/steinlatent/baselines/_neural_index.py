@@ -47,7 +47,7 @@ class NeuralIndexModel(
 ):
     """Neural multiple-index regression y ≈ O^T relu(A^T relu(B^T x)); span(B) estimate.
 
-    The baseline of the paper's simulations (method.md §5.1): a three-layer ReLU
+    The baseline of the paper's simulations (Section 4 of the paper): a three-layer ReLU
     network whose first layer has ``n_components`` units, trained by Adam on the mean
     squared error. The column space of the first-layer weight matrix B (p x r) is the
     network's estimate of the index space span(B).

@@ -1,4 +1,4 @@
-"""The simulated multiple-index model of the paper (method.md, section 5.1).
+"""The simulated multiple-index model of the paper (Section 4 of the paper, Fig. 2 and Appendix II).
 
     y = F(B^T x) + eps,   B in R^{p x r} orthonormal,  F = (f_1, ..., f_q),
     eps_ij ~ N(0, noise^2),  x normal, Student t or hyperbolic with dispersion Sigma.
@@ -253,7 +253,7 @@ def make_index_model(
 ):
     """Draw the paper's simulated multiple-index model y = F(B^T x) + eps.
 
-    The design follows method.md section 5.1 (paper Fig. 2):
+    The design follows Section 4 of the paper (Fig. 2, Appendix II):
 
     * B: the top-r left singular vectors of a p x q matrix with N(0, 1) entries
       (orthonormal columns).

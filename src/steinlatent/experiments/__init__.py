@@ -1,8 +1,8 @@
 """Reproductions of the paper's experiments (needs ``pip install "steinlatent[experiments]"``).
 
-* :mod:`steinlatent.experiments.simulation`: the simulation grid of method.md §5.1 (Fig. 2).
-* :mod:`steinlatent.experiments.mnist`: the MNIST reconstruction study of §5.2 (Fig. 3).
-* :mod:`steinlatent.experiments.m1`: the M1 Patch-seq semi-supervised study of §5.3 (Fig. 4).
+* :mod:`steinlatent.experiments.simulation`: the simulation grid of Section 4 of the paper (Fig. 2).
+* :mod:`steinlatent.experiments.mnist`: the MNIST reconstruction study of Section 5 (Fig. 3).
+* :mod:`steinlatent.experiments.m1`: the M1 Patch-seq semi-supervised study of Section 5 (Fig. 4).
 
 Shared runner utilities (seeding, resumable CSVs, joblib, progress) are in
 :mod:`steinlatent.experiments._common`.

@@ -1,4 +1,4 @@
-"""Image reconstruction metrics of the MNIST study (method.md §5.2): NRSE and two SSIMs.
+"""Image reconstruction metrics of the MNIST study (Section 5 of the paper): NRSE and two SSIMs.
 
 * :func:`nrse`: mean over images of ||X_rec - X||_F / ||X||_F.
 * :func:`ssim_global`: the paper's SSIM, the SSIM formula applied ONCE per image to the

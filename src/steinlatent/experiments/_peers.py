@@ -4,7 +4,7 @@ Sufficient dimension reduction (SIR, SAVE, pHd; statsmodels) needs a univariate
 response; with q responses we run it twice, on two reductions of Y:
 
 * ``"mean"``: y_i = (1/q) sum_j Y_ij, the row mean. This is the weight the paper's
-  second-order estimator uses (method.md §3), so pHd on the mean response and
+  second-order estimator uses (Section 2 of the paper), so pHd on the mean response and
   second-order Stein with a Gaussian score estimate the same matrix up to scaling.
 * ``"pc1"``: the first principal component score of the centred Y, the single
   direction of largest response variance.

@@ -1,4 +1,4 @@
-"""Reproduction of the M1 Patch-seq semi-supervised study (method.md §5.3, paper Fig. 4).
+"""Reproduction of the M1 Patch-seq semi-supervised study (Section 5 of the paper, Fig. 4).
 
 Data: :func:`steinlatent.datasets.load_m1_patchseq`, the 185-cell physiological-temperature
 set of Scala, Kobak et al. (2021) (176 cells after quality control), x = the 1000 most
@@ -378,13 +378,16 @@ def _main_task(task) -> list[dict]:
 
 
 def _supervised_basis(X, Y, lab, h, setting, seed):
-    """Supervised first-order Stein on the labelled cells only (score refitted on them)."""
-    model = _kernel_score(setting, seed).fit(X[lab])
-    S = model.evaluate(X[lab])
-    Yl = Y[lab]
-    M = S.T @ (Yl - Yl.mean(axis=0)) / len(lab)
-    U, _, _ = np.linalg.svd(M, full_matrices=False)
-    return U[:, :h]
+    """Supervised first-order Stein on the labelled cells only (score refitted on them),
+    through the library's estimator."""
+    from sklearn.frozen import FrozenEstimator
+
+    model = FrozenEstimator(_kernel_score(setting, seed).fit(X[lab]))
+    from .. import SteinLatent
+
+    h = min(h, Y.shape[1], X.shape[1])  # the first-order matrix has rank <= q
+    est = SteinLatent(h, order=1, score_model=model, include_features=False, decoder=None)
+    return est.fit(X[lab], Y[lab]).components_.T
 
 
 def _supervised_latent(X, Y, lab, h, setting, seed):
@@ -453,7 +456,8 @@ def time_methods(X, Y, settings: dict, *, h: int = 8, n_labelled: int = 50, seed
                 decoder=None).fit(X, Ysemi)),
             "unsup": (lambda s=setting: SteinLatent(h, order=1, score_model=_kernel_score(s, seed),
                                                     decoder=None).fit(X)),
-            "sup": (lambda s=setting: SteinLatent(h_sup, order=1, score_model=_kernel_score(s, seed),
+            "sup": (lambda s=setting: SteinLatent(h_sup, order=1,
+                                                  score_model=_kernel_score(s, seed),
                                                   decoder=None).fit(X[lab], Y[lab])),
         }
         for method, fit in fits.items():

@@ -44,7 +44,6 @@ _USER_ERRORS = (ValueError, TypeError, OSError, ImportError)
 
 # The simulated demo design (the paper's harder setting).
 _DEMO_P, _DEMO_Q, _DEMO_R = 30, 20, 3
-_DEMO_KERNEL_MAX_ROWS = 10_000
 
 
 # ------------------------------------------------------------------ argument types
@@ -216,23 +215,13 @@ def _timed_fit(est, X, Y):
     return est, time.perf_counter() - t0
 
 
-def _kernel_fits(X, k, *, second_order: bool, response_type: str):
-    """Both orders with one KernelScore fit, shared through FrozenEstimator (no refit)."""
-    from sklearn.frozen import FrozenEstimator
+def _numeric_responses(Y, categorical: bool):
+    """Class labels one-hot encoded for the estimators that take numbers only."""
+    if not categorical:
+        return Y
+    from sklearn.preprocessing import OneHotEncoder
 
-    from . import SteinLatent
-    from .scores import KernelScore
-
-    kernel, secs = _timed_fit(KernelScore(random_state=0), X, None)
-    print(f"Fitted KernelScore() (nu-method, lam='auto') in {secs:.1f} s; the kernel rows "
-          "below reuse it.")
-    kernel = FrozenEstimator(kernel)
-    fits = [("Stein order 1, kernel score",
-             SteinLatent(k, order=1, score_model=kernel, response_type=response_type))]
-    if second_order:
-        fits.append(("Stein order 2, kernel score",
-                     SteinLatent(k, order=2, score_model=kernel, random_state=0)))
-    return fits
+    return OneHotEncoder(sparse_output=False).fit_transform(np.asarray(Y).reshape(-1, 1))
 
 
 def _demo(args) -> int:
@@ -277,21 +266,22 @@ def _demo(args) -> int:
     # (name, estimator, rows of X to fit on, responses or None)
     fits = []
     if Y is not None:
-        fits.append(("Stein order 1, fitted t score",
-                     SteinLatent(k, order=1, score_model="t", response_type=args.response_type),
-                     X, Y))
-        if categorical:
-            # One-hot rows all sum to 1, so the order-2 Stein matrix is identically zero.
-            print("(order 2 skipped: with one-hot class labels its Stein matrix is exactly zero)")
-        else:
-            fits.append(("Stein order 2, fitted t score",
-                         SteinLatent(k, order=2, score_model="t", random_state=0), X, Y))
-        if len(X) <= _DEMO_KERNEL_MAX_ROWS:
-            fits += [(name, est, X, Y) for name, est in _kernel_fits(
-                X, k, second_order=not categorical, response_type=args.response_type)]
-        else:
-            print(f"(kernel score skipped: more than {_DEMO_KERNEL_MAX_ROWS} rows; its fit "
-                  "costs O(n^2) time and memory)")
+        from . import RefinedSteinLatent
+        from .baselines import OPG
+
+        rt = args.response_type
+        # The library's best supervised estimator first, then its peers and parts.
+        fits.append(("Stein start + rMAVE refinement (t score)",
+                     RefinedSteinLatent(k, score_model="t", response_type=rt,
+                                        random_state=0), X, Y))
+        if labelled.all():
+            fits.append(("rOPG (Xia et al. 2002)", OPG(k, refine=True, random_state=0), X,
+                         _numeric_responses(Y, categorical)))
+        fits.append(("Stein order 1, fitted t score (the paper)",
+                     SteinLatent(k, order=1, score_model="t", response_type=rt), X, Y))
+        fits.append(("Stein order 2, fitted t score, stacked",
+                     SteinLatent(k, order=2, score_model="t", response_type=rt,
+                                 random_state=0), X, Y))
         # Reduced-rank regression has no notion of unlabelled rows: give it the labelled
         # ones, as a numeric (one-hot for classes) response matrix.
         Y_rrr = Y[labelled]

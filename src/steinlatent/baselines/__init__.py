@@ -4,10 +4,13 @@ The torch models (``NeuralIndexModel``, ``Autoencoder``, ``LinearEncoderDecoder`
 ``SoftmaxReadout``) are imported lazily and need ``pip install "steinlatent[torch]"``.
 """
 
+from ._opg import MAVE, OPG
 from ._reduced_rank import ReducedRankRegression
 
 __all__ = [
     "ReducedRankRegression",
+    "OPG",
+    "MAVE",
     "NeuralIndexModel",
     "Autoencoder",
     "LinearEncoderDecoder",

@@ -1,0 +1,106 @@
+"""RefinedSteinLatent: Stein start, refinement, responses, errors, scikit-learn API."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from steinlatent import RefinedSteinLatent, SteinLatent
+from steinlatent.datasets import make_index_model
+from steinlatent.metrics import subspace_distance
+
+
+@parametrize_with_checks([RefinedSteinLatent(1)])
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+def _score_kw(name):
+    key = "score_model" if "score_model" in SteinLatent().get_params() else "score"
+    return {key: name}
+
+
+@pytest.mark.parametrize("x_dist,score", [("normal", "gaussian"), ("t", "t")])
+def test_beats_plain_stein_on_paper_design(x_dist, score):
+    X, Y, B = make_index_model(2000, 12, 20, 3, x_dist=x_dist, link="pairs", random_state=0)
+    est = RefinedSteinLatent(3, score_model=score, random_state=0).fit(X, Y)
+    refined = subspace_distance(est.components_.T, B)
+    plain = subspace_distance(est.stein_components_.T, B)
+    assert refined < 0.1
+    assert refined < 0.5 * plain
+    assert est.n_start_ == 6 and est.start_components_.shape == (6, 12)
+    assert est.converged_ and est.n_iter_ == len(est.refinement_path_) + 1
+
+
+def test_plain_stein_estimate_is_one_argument_away():
+    X, Y, B = make_index_model(800, 8, 10, 2, link="pairs", random_state=1)
+    est = RefinedSteinLatent(2, random_state=0).fit(X, Y)
+    plain = SteinLatent(2, order=1, **_score_kw("gaussian")).fit(X, Y)
+    assert subspace_distance(est.stein_components_.T, plain.components_.T) < 1e-8
+
+
+def test_unsupervised_raises():
+    X = np.random.default_rng(2).normal(size=(100, 4))
+    with pytest.raises(ValueError, match="no response to refine against"):
+        RefinedSteinLatent(2).fit(X)
+
+
+def test_categorical_labels():
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(1500, 6))
+    b = np.linalg.qr(rng.normal(size=(6, 1)))[0]
+    z = (X @ b)[:, 0]
+    labels = np.where(z < -0.5, "low", np.where(z < 0.7, "mid", "high"))
+    est = RefinedSteinLatent(1, random_state=0).fit(X, labels)
+    assert set(est.classes_) == {"low", "mid", "high"}
+    assert subspace_distance(est.components_.T, b) < 0.15
+    with pytest.raises(ValueError, match="one-hot class columns give 2"):
+        RefinedSteinLatent(4).fit(X, labels)
+
+
+@pytest.mark.parametrize("r", [1, 2])
+def test_univariate_response(r):
+    # q = 1 < r = 2: the start falls back to order="both".
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(2000, 6))
+    B = np.eye(6)[:, :r]
+    y = np.sin(X[:, 0]) + (X[:, 1] ** 2 if r == 2 else 0) + 0.1 * rng.normal(size=2000)
+    est = RefinedSteinLatent(r, random_state=0).fit(X, y)
+    assert est.components_.shape == (r, 6)
+    assert subspace_distance(est.components_.T, B) < 0.2
+
+
+# SteinLatent warns that the unsmoothed feature block adds only noise to the start.
+@pytest.mark.filterwarnings("ignore:Semi-supervised first order:UserWarning")
+def test_semi_supervised_refines_on_labelled_rows():
+    X, Y, B = make_index_model(1500, 8, 10, 2, link="pairs", random_state=5)
+    Y = Y.copy()
+    Y[1000:] = np.nan
+    est = RefinedSteinLatent(2, random_state=0).fit(X, Y)
+    assert est.mode_ == "semi-supervised"
+    assert est.anchors_.max() < 1000
+    assert subspace_distance(est.components_.T, B) < 0.2
+
+
+def test_rotation_equivariance():
+    rng = np.random.default_rng(6)
+    X, Y, B = make_index_model(800, 6, 8, 2, link="pairs", random_state=6)
+    Q = np.linalg.qr(rng.normal(size=(6, 6)))[0]
+    base = RefinedSteinLatent(2, random_state=0).fit(X, Y).components_.T
+    rotated = RefinedSteinLatent(2, random_state=0).fit(X @ Q, Y).components_.T
+    assert subspace_distance(rotated, Q.T @ base) < 1e-6
+
+
+def test_n_start_validation():
+    X, Y, B = make_index_model(300, 5, 6, 2, link="pairs", random_state=7)
+    with pytest.raises(ValueError, match="n_start=1"):
+        RefinedSteinLatent(2, n_start=1).fit(X, Y)
+    est = RefinedSteinLatent(2, n_start=5, random_state=0).fit(X, Y)
+    assert est.n_start_ == 5
+
+
+def test_opg_refinement_option():
+    X, Y, B = make_index_model(1500, 8, 10, 2, link="pairs", random_state=8)
+    est = RefinedSteinLatent(2, method="opg", random_state=0).fit(X, Y)
+    assert subspace_distance(est.components_.T, B) < 0.2

@@ -19,7 +19,7 @@ def data_scale(X: np.ndarray) -> float:
 
     A power of two divides exactly (no rounding), so X / c is X in other units.
     """
-    head = X[: min(len(X), 4096)]
+    head = X[: min(len(X), 1024)]
     with np.errstate(over="ignore", under="ignore", invalid="ignore"):
         amax = float(np.max(np.abs(head - head[:1]))) if head.size else 0.0
     if not np.isfinite(amax) or amax == 0.0:

@@ -1,9 +1,10 @@
-"""Core speed and memory benchmark of SteinLatent (issue 2).
+"""Core speed and memory benchmark of SteinLatent (issues 2 and 11).
 
 For n = 200 000, p = 200, q = 20 in float64, in one process, against the floor (one
 pass of X^T X and X^T Y, the least any estimator built on second moments must do):
 scikit-learn's PCA(svd_solver="covariance_eigh"), SteinLatent with the Gaussian score
-at orders 1 and 2 (order 2 with and without the permutation noise floor null_level_),
+at orders 1 and 2 (order 2 with Algorithm 2's mean pooling, with and without the
+sign-flip noise floor null_level_),
 the unsupervised shrunk-Gaussian order 1 (the like-for-like comparison with PCA, which
 does not read Y), and the Student t score at order 1 (its EM included; one run, as the
 EM is long; ``--t-max-iter`` caps it).
@@ -16,6 +17,7 @@ Run::
 
     python benchmarks/bench_core.py            # the issue's sizes, 1 BLAS thread
     python benchmarks/bench_core.py --n 20000  # a quick look
+    python benchmarks/bench_core.py --pooling  # adds the stacked second-order rows
 """
 
 from __future__ import annotations
@@ -107,6 +109,21 @@ def make_data(n: int, p: int, q: int, seed: int = 0):
     return X, Y
 
 
+def pooling_methods(X, Y, k: int) -> dict:
+    """Rows of ``--pooling`` (issue 13): second order with stacked pooling, q weighted
+    sums (2q with the noise floor) instead of one (two), and ``order="both"``."""
+    from steinlatent import SteinLatent
+
+    return {
+        "SteinLatent gaussian order 2, stacked pooling (+ null)": lambda: (
+            SteinLatent(k, order=2, pooling="stacked", random_state=0).fit(X, Y)),
+        "SteinLatent gaussian order 2, stacked pooling, noise_floor=False": lambda: (
+            SteinLatent(k, order=2, pooling="stacked", noise_floor=False).fit(X, Y)),
+        "SteinLatent gaussian order both, stacked": lambda: SteinLatent(
+            k, order="both", pooling="stacked", random_state=0).fit(X, Y),
+    }
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=200_000)
@@ -118,6 +135,8 @@ def main(argv=None) -> None:
     ap.add_argument("--t-max-iter", type=int, default=None,
                     help="cap the Student t EM (default: StudentTScore's own max_iter)")
     ap.add_argument("--no-t", action="store_true", help="skip the Student t score")
+    ap.add_argument("--pooling", action="store_true",
+                    help="add the stacked second-order rows (pooling_methods)")
     args = ap.parse_args(argv)
 
     from sklearn.decomposition import PCA
@@ -132,16 +151,18 @@ def main(argv=None) -> None:
         "floor: X^T X + X^T Y": lambda: (X.T @ X, Y.T @ X),
         "PCA(covariance_eigh)": lambda: PCA(k, svd_solver="covariance_eigh").fit(X),
         "SteinLatent gaussian order 1": lambda: SteinLatent(k, order=1).fit(X, Y),
-        "SteinLatent gaussian order 2 (+ null)": lambda: SteinLatent(
-            k, order=2, random_state=0
+        "SteinLatent gaussian order 2, mean pooling (+ null)": lambda: SteinLatent(
+            k, order=2, pooling="mean", random_state=0
         ).fit(X, Y),
-        "SteinLatent gaussian order 2, noise_floor=False": lambda: SteinLatent(
-            k, order=2, noise_floor=False
+        "SteinLatent gaussian order 2, mean pooling, noise_floor=False": lambda: SteinLatent(
+            k, order=2, pooling="mean", noise_floor=False
         ).fit(X, Y),
         "SteinLatent shrunk gaussian order 1, Y=None (PCA-like)": lambda: SteinLatent(
             k, order=1, score_model=GaussianScore(shrinkage=0.1)
         ).fit(X),
     }
+    if args.pooling:
+        methods.update(pooling_methods(X, Y, k))
     warnings.simplefilter("ignore")  # the order-2 noise-floor warning is expected here
     with threadpool_limits(args.threads):
         header = machine_line(args.threads)

@@ -1,9 +1,10 @@
-"""Dimension-selection rates on the paper's simulation (docs/beyond.md, "Choosing r").
-===================================================================================
+"""Dimension-selection rates on the paper's simulation
+===================================================
 
 For each x distribution, link mechanism and sample size, draw ``--reps`` designs of the
-paper's model (p = 30, q = 20, r = 3), fit first-order SteinLatent with the matching
-plug-in score (Gaussian, t or hyperbolic, as in the paper) and n_components="auto",
+paper's model (p = 30, q = 20, r = 3), fit SteinLatent with the matching plug-in score
+(Gaussian, t or hyperbolic, as in the paper; first order unless ``--order``) and
+n_components="auto",
 and record the dimension chosen by the ladle and by the spectrum-ratio rule (free
 from the same spectrum); with ``--selectors permutation`` the sequential permutation test.
 
@@ -44,15 +45,28 @@ What docs/beyond.md reports (one thread each; wall times on a shared 2-core mach
       --runs docs/results/beyond/selection_runs_kernel_ns.csv
     python examples/selection_study.py --only-summarize
 
+Issue 13, the library's defaults judged on fresh seeds (designs 1000-1049, never used
+to choose; ``SteinLatent("auto", score_model=<family>)``, nothing else set: the ladle
+reads order "both" with stacked second order; two processes side by side)::
+
+    python examples/selection_study.py --order auto --seed-offset 1000 --reps 25 \
+        --ns 3000 --links pairs random_pairs --selectors ladle \
+        --runs docs/results/beyond/selection_runs_default.csv
+    python examples/selection_study.py --order auto --seed-offset 1025 --reps 25 \
+        --ns 3000 --links pairs random_pairs --selectors ladle \
+        --runs docs/results/beyond/selection_runs_default_b.csv
+
 ``--only-summarize`` reads every ``selection_runs*.csv`` in docs/results/beyond.
+
+Results: docs/beyond.md, section 1 ("Choosing the dimension r").
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 import argparse
 import csv
+import os
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -86,6 +100,8 @@ def normal_scores(Y):
 
 def run_one(x_dist, link, n, rep, args, writer):
     X, Y, B = make_index_model(n, 30, 20, 3, x_dist=x_dist, link=link, random_state=rep)
+    if args.order == "auto":  # the library's defaults: SteinLatent("auto") and the ladle
+        return run_default(X, Y, B, x_dist, link, n, rep, args, writer)
     if args.y_transform == "normal-scores":
         Y = normal_scores(Y)
     score = SCORES[x_dist]
@@ -126,6 +142,25 @@ def run_one(x_dist, link, n, rep, args, writer):
         writer.writerow(dict(base, selector=name, refit_score=args.refit_score,
                              n_resamples=resamples, chosen=est.n_components_,
                              seconds=round(time.perf_counter() - t0, 2)))
+
+
+def run_default(X, Y, B, x_dist, link, n, rep, args, writer):
+    """``SteinLatent("auto", score_model=<family>)`` with every other option at its
+    default (ladle: 50 resamples, full-data score, order "auto" -> reads "both")."""
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = SteinLatent("auto", score_model=SCORES[x_dist], random_state=rep).fit(X, Y)
+        seconds = round(time.perf_counter() - t0, 2)
+        fixed = SteinLatent(3, order="both", score_model=SCORES[x_dist],
+                            random_state=rep).fit(X, Y)
+    sel = est.selection_
+    writer.writerow(dict(x_dist=x_dist, link=link, n=n, rep=rep, selector="ladle-default",
+                         refit_score=sel.refit_score, n_resamples=sel.n_bootstrap,
+                         chosen=est.n_components_, seconds=seconds,
+                         order=f"auto->{sel.order_}", y_transform=args.y_transform,
+                         score=args.score,
+                         dist_r=round(subspace_distance(fixed.components_.T, B), 4)))
 
 
 def summarize(path: Path, true_r: int = 3) -> None:
@@ -171,9 +206,14 @@ def summarize(path: Path, true_r: int = 3) -> None:
         sub = table[table["link"] == link]
         groups = sub.groupby(["selector", "n_resamples", "refit_score", "order",
                               "y_transform", "x_dist"])
-        variant_marks = iter("v*DPXh")
+        variant_marks = iter("v*DPXh<>pH8d")
         for (sel, nres, refit, order, ytr, xd), part in groups:
             variant = order != "1" or ytr != "none"
+            if order.startswith("auto"):  # the defaults (issue 13): their own style
+                style = "-D" if order == "auto->both" else ":d"
+                ax.plot(part["n"], part["rate"], style, color=colours[xd], ms=7,
+                        label=f"SteinLatent('auto') defaults, {xd} ({order})")
+                continue
             if variant and sel == "ratio":
                 continue  # keeps the figure readable; the table has these rows
             label = f"{sel}, {xd}"
@@ -208,7 +248,11 @@ def main() -> None:
     ap.add_argument("--selectors", nargs="+", default=["ladle", "ratio"],
                     choices=["ladle", "ratio", "permutation"])
     ap.add_argument("--n-permutations", type=int, default=39)
-    ap.add_argument("--order", choices=["1", "both"], default="1")
+    ap.add_argument("--order", choices=["1", "both", "auto"], default="1",
+                    help="auto: SteinLatent('auto') with the library's defaults (judged "
+                    "run; dist is that of order 'both' at r = 3)")
+    ap.add_argument("--seed-offset", type=int, default=0,
+                    help="designs use seeds offset + rep (fresh seeds for a judged run)")
     ap.add_argument("--y-transform", choices=["none", "normal-scores"], default="none",
                     help="normal-scores: replace each response by normal quantiles of its ranks")
     ap.add_argument("--score", choices=["family", "kernel"], default="family",
@@ -226,7 +270,9 @@ def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     if not args.only_summarize:
         cells = [(d, lk, n) for lk in args.links for d in args.dists for n in args.ns]
-        todo = [(d, lk, n, rep) for d, lk, n in cells for rep in range(args.reps)]
+        reps = range(args.seed_offset, args.seed_offset + args.reps)
+        # Repetition-major: a run stopped early has about as many designs in every cell.
+        todo = [(d, lk, n, rep) for rep in reps for d, lk, n in cells]
         new = not args.runs.exists()
         fields = FIELDS if new else args.runs.open().readline().strip().split(",")
         if fields != FIELDS and not (fields == FIELDS[:-1] and args.score == "family"):

@@ -54,11 +54,14 @@ def test_binary_bool_labels_one_direction():
 
 def test_continuous_override_and_auto_dimension():
     X, lab, B = _multinomial(n=3000, seed=3)
-    # response_type="continuous" uses the integer codes as one numeric response: rank 1.
+    # response_type="continuous" uses the integer codes as one numeric response: rank 1
+    # (unless it is expanded into slices, the default for a univariate y).
     with pytest.raises(ValueError, match="rank limit"):
-        SteinLatent(2, order=1, response_type="continuous").fit(X, lab)
+        SteinLatent(2, order=1, response_type="continuous",
+                    response_expansion=None).fit(X, lab)
     # order="auto" then adds the second order, whose rank limit is n_features.
-    both = SteinLatent(2, response_type="continuous", random_state=0).fit(X, lab)
+    both = SteinLatent(2, response_type="continuous", response_expansion=None,
+                       random_state=0).fit(X, lab)
     assert both.order_ == "both" and both.components_.shape == (2, X.shape[1])
     est = SteinLatent("auto", random_state=0).fit(X, lab)
     assert est.n_components_ == 2

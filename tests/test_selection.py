@@ -49,7 +49,9 @@ def test_ladle_finds_r(r):
     sel = est.selection_
     assert sel.dimension_ == r
     assert np.argmin(sel.criterion_) == r
-    assert sel.candidates_[-1] == min(ladle_default_max(8), 6)
+    # order "auto" resolved to 1, so the ladle reads order "both" (rank limit p).
+    assert sel.order_ == "both"
+    assert sel.candidates_[-1] == ladle_default_max(8)
     # Directions beyond r are unstable under the bootstrap, those up to r are not.
     assert sel.variability_[r + 1] > 5 * sel.variability_[r]
 
@@ -150,7 +152,7 @@ def test_user_selector_object_and_estimator_untouched():
 
     X, Y, _ = _linear(3, seed=34)
     sel = Fixed()
-    est = SteinLatent("auto", selector=sel).fit(X, Y)
+    est = SteinLatent("auto", order=1, selector=sel).fit(X, Y)
     assert est.n_components_ == 2 and est.components_.shape == (2, 8)
     assert est.n_components == "auto"  # the parameter is not overwritten
     assert not hasattr(sel, "dimension_")  # the user's object is cloned, not fitted

@@ -40,13 +40,14 @@ from ._pipeline import (
 from ._responses import plan_responses
 from ._streaming import StreamingMixin
 from ._validation import check_samples, renamed_parameters
+from .scores._scaled import ScaledScore, data_scale
 
 __all__ = ["SteinLatent"]
 
 # Fitted attributes that only some fits set; _set_fitted clears them all first.
 _OPTIONAL_FITTED = (
     "singular_values_", "eigenvalues_", "classes_", "selection_", "decoder_",
-    "null_level_",
+    "null_level_", "score_selection_",
 )
 
 
@@ -71,7 +72,7 @@ class SteinLatent(
 
     ``fit(X)`` is the unsupervised mode (y = x, a nonlinear PCA), ``fit(X, Y)`` the
     supervised one, and rows of ``Y`` that are entirely NaN mark unlabelled samples
-    (semi-supervised: the labelled and feature blocks side by side, Section 3 of the
+    (semi-supervised: the labelled and feature blocks side by side, Section 2 of the
     paper).
 
     Every score model runs on every path: ``fit`` accumulates the Stein sums over row
@@ -103,9 +104,13 @@ class SteinLatent(
         response, two classes), "auto" is "both".
     score_model : str or ScoreModel, default="gaussian"
         A score model (cloned and fitted on the rows of X) or a shortcut: "gaussian",
-        "t", "hyperbolic", "kernel", "denoising". To reuse one expensive fit (kernel,
-        denoising) across estimators, pass it wrapped in
-        ``sklearn.frozen.FrozenEstimator``: it is then used as it is, not refitted.
+        "t", "hyperbolic", "kernel", "kde", "denoising", or "auto", which chooses
+        among the Gaussian, t, KDE and (for small n) kernel scores by
+        :func:`steinlatent.scores.select_score_model`: the held-out Hyvarinen
+        objective without Y, the held-out prediction of Y through the latent space
+        with it (the table is stored in ``score_selection_``; ``fit`` on numpy only).
+        To reuse one expensive fit (kernel, denoising) across estimators, pass it
+        wrapped in ``sklearn.frozen.FrozenEstimator``: it is then used as it is.
     pooling : {"auto", "mean", "stacked"}, default="auto"
         How second order pools the responses: "mean" weights T(x_i) by the row mean of
         the responses (Algorithm 2 as the paper writes it); "stacked" keeps one matrix
@@ -121,6 +126,19 @@ class SteinLatent(
         "categorical" one-hot encodes a 1-D Y of class labels (Stein's lemma needs only
         E[y | x] = f(B^T x)). "auto" does so for string, boolean or binary/multiclass
         integer labels (scikit-learn's ``type_of_target``).
+    response_expansion : {"auto", "slices"}, callable or None, default="auto"
+        Expansion of a univariate continuous y into several responses, so that more
+        than one direction can be found from one y. "slices": the indicators of H
+        quantile slices of y, H = max(n_components + 1, min(10, n // 100)) (with
+        ``n_components="auto"``, k = 3 in that rule), the edges fixed from the
+        labelled rows of ``fit`` (``partial_fit`` and Dask do not expand yet); with the
+        Gaussian score first order is then sliced inverse regression, and second
+        order its SAVE/pHd analogue. A callable maps the (m,) values of y to an
+        (m, k) array, row by row. "auto": slices when y is one continuous column and
+        ``n_components`` is "auto" or larger than 1, unless ``order=2`` (y's own
+        second-order matrix has full rank: pHd) or ``pooling="mean"``; None never
+        expands. See
+        :mod:`steinlatent._responses`.
     selector : str or selector object, default="ladle"
         Dimension selector used when ``n_components="auto"``.
     decoder : "linear", None or a scikit-learn regressor, default="linear"
@@ -164,6 +182,9 @@ class SteinLatent(
         The second-order pooling used (resolves "auto").
     score_model_ : ScoreModel
         The fitted clone of ``score_model``.
+    score_selection_ : list of dict
+        With ``score_model="auto"``: one row per candidate score model (criterion,
+        fit time, which was selected).
     mean_ : ndarray of shape (n_features_in_,)
     classes_ : ndarray
         Class labels when the responses were one-hot encoded.
@@ -202,6 +223,7 @@ class SteinLatent(
         "pooling": [StrOptions({"auto", "mean", "stacked"})],
         "include_features": [StrOptions({"auto"}), "boolean"],
         "response_type": [StrOptions({"auto", "continuous", "categorical"})],
+        "response_expansion": [StrOptions({"auto", "slices"}), callable, None],
         "selector": "no_validation",
         "decoder": [StrOptions({"linear"}), None, HasMethods(["fit", "predict"])],
         "noise_floor": ["boolean"],
@@ -219,6 +241,7 @@ class SteinLatent(
         pooling="auto",
         include_features="auto",
         response_type="auto",
+        response_expansion="auto",
         selector="ladle",
         decoder="linear",
         noise_floor=True,
@@ -231,6 +254,7 @@ class SteinLatent(
         self.pooling = pooling
         self.include_features = include_features
         self.response_type = response_type
+        self.response_expansion = response_expansion
         self.selector = selector
         self.decoder = decoder
         self.noise_floor = noise_floor
@@ -261,19 +285,37 @@ class SteinLatent(
         X = check_samples(self, X, reset=True)
         self.__dict__.pop("_stream", None)  # partial_fit starts afresh after fit
         plan = plan_responses(Y, include_features=self.include_features,
-                              response_type=self.response_type)
+                              response_type=self.response_type,
+                              response_expansion=self.response_expansion,
+                              n_components=self.n_components, order=self.order,
+                              pooling=self.pooling)
         if plan.supervised:
             # All rows are at hand: check them once, so that errors name Y rather than
             # a block, and accumulate the feature block only when x joins the
             # responses (semi-supervised, or asked for).
+            Y_raw = Y
             L, labelled = plan.encode(Y, X.shape[0])
             if plan.include_features == "auto":
                 plan = replace(plan, features=not labelled.all())
             # The blocks are encoded again by the accumulator: hand it plain arrays.
             Y = np.asarray(Y).reshape(-1) if plan.categorical else np.where(
                 labelled[:, None], L, np.nan)
-        model, fitted = score_model_for(self.score_model)
-        if not fitted and not getattr(model, "fits_from_moments", False):
+            if plan.expansion is not None:  # the accumulator expands y block by block
+                Y = np.where(labelled, np.asarray(Y_raw, dtype=np.float64).reshape(-1),
+                             np.nan)
+        # Far from unit scale (|log2| of the spread above 40), third moments under- or
+        # overflow: fit on X / c for a power of two c and answer for X (ScaledScore).
+        scale = data_scale(X) if not _is_frozen(self.score_model) else 1.0
+        if scale != 1.0:
+            X = X / scale
+        selection = None
+        param = self.score_model
+        if isinstance(param, str) and param == "auto":
+            param, selection = self._select_score_model(X, Y)
+        model, fitted = score_model_for(param)
+        if fitted:
+            model.fit(X)  # a frozen model only checks that X has its features
+        elif not getattr(model, "fits_from_moments", False):
             model.fit(X)
             fitted = True
         pooling = self._pooling(plan, X.shape[1], Y)
@@ -287,12 +329,23 @@ class SteinLatent(
                             n_components=self.n_components, plan=plan)
         except NotEnoughData as exc:
             raise ValueError(str(exc)) from None
-        self._set_fitted(result, X=X, Y=Y)
+        self._set_fitted(result, X=X, Y=Y, score_selection=selection, scale=scale)
         if self.n_components != "auto" and self.decoder in ("linear", None):
             from ._streaming import _Stream
 
             self._stream = _Stream.after_fit(self, plan, acc, order, pooling)
         return self
+
+    def _select_score_model(self, X, Y):
+        """``score_model="auto"``: the rule of :func:`steinlatent.scores.select_score_model`
+        (held-out Hyvarinen objective without Y, held-out prediction of Y with it)."""
+        from .scores._auto import select_score_model
+
+        k = self.n_components if self.n_components != "auto" else 2
+        params = {"pooling": self.pooling, "include_features": self.include_features,
+                  "response_type": self.response_type}
+        return select_score_model(X, Y, n_components=k, order=self.order,
+                                  estimator_params=params, random_state=self.random_state)
 
     def _check_settings(self) -> None:
         if self.order == "both" and not self.noise_floor:
@@ -326,10 +379,18 @@ class SteinLatent(
         )
 
     # ------------------------------------------------------------ fitted state
-    def _set_fitted(self, result: FitResult, *, X=None, Y=None):
-        """Assign every fitted attribute from one result; clear those that do not apply."""
+    def _set_fitted(self, result: FitResult, *, X=None, Y=None, score_selection=None,
+                    scale: float = 1.0):
+        """Assign every fitted attribute from one result; clear those that do not apply.
+
+        ``scale`` != 1: the rows were divided by it (see ``data_scale``); the mean and
+        the score model are returned to the units of X, the Stein matrices and spectra
+        stay in the units of X / scale.
+        """
         for name in _OPTIONAL_FITTED:
             self.__dict__.pop(name, None)
+        if score_selection is not None:
+            self.score_selection_ = score_selection
         dec, sums = result.decomposition, result.sums
         self.mode_ = result.mode
         self.order_ = result.order
@@ -337,6 +398,9 @@ class SteinLatent(
         self.n_samples_seen_ = sums.n_samples
         self.score_model_ = sums.score_model
         self.mean_ = sums.mean
+        if scale != 1.0:
+            self.score_model_ = ScaledScore(sums.score_model, scale)
+            self.mean_ = sums.mean * scale
         self.stein_matrix_ = dec.matrix
         self.pooling_ = result.pooling
         self.null_level_ = dec.null_level
@@ -438,6 +502,8 @@ class SteinLatent(
                 f"decoder={self.decoder!r} is fitted on all rows, which partial_fit and "
                 "Dask fits do not keep; use decoder='linear' or None."
             )
+        scale = getattr(self.score_model_, "scale", 1.0)
+        X = X * scale if scale != 1.0 else X
         self.decoder_ = clone(self.decoder).fit((X - self.mean_) @ V, X)
 
     def inverse_transform(self, X):
@@ -491,6 +557,12 @@ class SteinLatent(
         tags = super().__sklearn_tags__()
         tags.target_tags.required = False
         return tags
+
+
+def _is_frozen(param) -> bool:
+    from sklearn.frozen import FrozenEstimator
+
+    return isinstance(param, FrozenEstimator)
 
 
 def _is_dask_collection(obj) -> bool:

@@ -87,7 +87,8 @@ def resolve_order(order, *, supervised: bool, smoothed: bool, n_components,
                   rank1: int, noise_floor: bool, one_hot: bool, pooling: str):
     """The order used. "auto": 1 with responses or a smoothed score, 2 without
     (never the degenerate unsupervised first order), and "both" when responses give
-    fewer first-order directions than ``n_components`` asks for."""
+    fewer first-order directions than ``n_components`` asks for, or when the dimension
+    is chosen (``n_components="auto"``)."""
     if order in (2, "both") and one_hot and pooling == "mean":
         raise ValueError(
             f"order={order!r} with pooling='mean' cannot use one-hot encoded class labels: "
@@ -100,8 +101,12 @@ def resolve_order(order, *, supervised: bool, smoothed: bool, n_components,
         return order
     if not supervised:
         return 1 if smoothed else 2
-    k = n_components if isinstance(n_components, (int, np.integer)) else 1
-    if k > rank1 and noise_floor and not (one_hot and pooling == "mean"):
+    both_ok = noise_floor and not (one_hot and pooling == "mean")
+    if n_components == "auto":
+        # The ladle then reads the dimension off [M1/nu1, M2/nu2] (selection.py): the
+        # directions come from the same matrix.
+        return "both" if both_ok else 1
+    if n_components > rank1 and both_ok:
         return "both"
     return 1
 

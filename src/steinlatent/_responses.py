@@ -10,6 +10,34 @@ encoding serves ``fit`` on row blocks, ``partial_fit`` over calls and Dask block
 * the labelled rows: rows of Y that are entirely NaN are unlabelled;
 * the encoding of class labels (one-hot, one column per class, both columns for two
   classes) and the expansion of a univariate continuous y (``response_expansion``).
+
+Expansion of a univariate y. With one continuous response the first-order Stein
+matrix E[s(x) y] has rank one, so it gives one direction. ``response_expansion``
+replaces y by several functions of y, each of which is again a response
+E[h(y) | x] = g(B^T x), so Stein's lemma still points into span(B):
+
+* ``"slices"``: the indicators of H quantile slices of y (one-hot, H columns). The
+  interior edges are the quantiles of y at 1/H, ..., (H-1)/H, fixed once from the
+  data (all labelled rows in ``fit``; the labelled rows of the Y given to
+  :func:`plan_responses` on the other paths: the first chunk in ``partial_fit``) and
+  then applied to every block, so every path encodes the same way. (``partial_fit``
+  and the Dask path plan their responses themselves; they expand y once they pass
+  ``response_expansion`` on. A :class:`FixedSlices` callable gives every path the
+  same edges.) A value equal to an edge goes to the upper
+  slice. H follows :func:`n_slices`:
+  H = max(k + 1, min(10, n // 100)), k the number of directions asked for (3 for
+  "auto"), capped by the number of distinct values of y. With the Gaussian score,
+  first order on these responses is sliced inverse regression (SIR) (the centred
+  indicators give E[s(x) 1{y in h}] = P (E[x | h] - mu) p_h); second order (stacked
+  pooling) is its SAVE/pHd analogue, one matrix per slice. Any other score drops
+  the linearity condition SIR needs on x.
+* a callable ``h(y) -> (m, k)`` applied to the (m,) labelled values of each block;
+  it must act row by row (no statistic of the block), or the paths disagree.
+* ``"auto"``: slices when y is one continuous column, more than one direction is
+  asked for (``n_components > 1`` or "auto") and first order takes part (``order``
+  1, "both" or "auto"); otherwise none. Explicit ``order=2`` keeps y as it is: its
+  Stein matrix already has full rank (with the Gaussian score it is pHd's), and
+  ``pooling="mean"`` of slice indicators would be exactly zero (they sum to one).
 """
 
 from __future__ import annotations
@@ -21,7 +49,13 @@ from sklearn.utils.multiclass import type_of_target
 
 from ._validation import labelled_rows
 
-__all__ = ["ResponsePlan", "plan_responses", "looks_categorical"]
+__all__ = ["ResponsePlan", "plan_responses", "looks_categorical", "n_slices",
+           "slice_edges", "resolve_expansion", "FixedSlices"]
+
+#: Largest number of quantile slices chosen by :func:`n_slices` (with enough rows).
+MAX_SLICES = 10
+#: Rows per slice aimed at by :func:`n_slices`.
+ROWS_PER_SLICE = 100
 
 
 def looks_categorical(Y) -> bool:
@@ -57,6 +91,10 @@ class ResponsePlan:
         ``partial_fit``: classes first seen in a later chunk add columns.
     n_label_columns : int
         Columns of the encoded labels (0 without Y).
+    expansion : None, "slices" or callable
+        How a univariate continuous y is expanded into several responses.
+    edges : ndarray or None
+        Interior slice edges (H - 1 increasing values) of ``expansion="slices"``.
     """
 
     supervised: bool
@@ -65,6 +103,8 @@ class ResponsePlan:
     classes: np.ndarray | None = None
     grow_classes: bool = False
     n_label_columns: int = 0
+    expansion: object = None
+    edges: np.ndarray | None = None
 
     @property
     def categorical(self) -> bool:
@@ -117,6 +157,8 @@ class ResponsePlan:
                 f"{name} has {Yf.shape[0]} rows but X has {n_rows}; each sample needs one "
                 "row of responses."
             )
+        if self.expansion is not None:
+            return self._expand(Yf, name)
         if self.n_label_columns and Yf.shape[1] != self.n_label_columns:
             raise ValueError(
                 f"{name} has {Yf.shape[1]} columns; the responses seen before had "
@@ -127,6 +169,35 @@ class ResponsePlan:
             Yf = np.where(labelled[:, None], Yf, 0.0)
         return Yf, labelled
 
+    def _expand(self, Yf: np.ndarray, name: str):
+        """The expanded responses of one block of a univariate y (unlabelled rows 0)."""
+        if Yf.shape[1] != 1:
+            raise ValueError(
+                f"response_expansion expands a univariate y; {name} has {Yf.shape[1]} "
+                "columns. Pass response_expansion=None for several responses."
+            )
+        y = Yf[:, 0]
+        labelled = ~np.isnan(y)
+        if self.expansion == "slices":
+            out = np.zeros((y.shape[0], len(self.edges) + 1))
+            idx = np.searchsorted(self.edges, y[labelled], side="right")
+            out[np.flatnonzero(labelled), idx] = 1.0
+            return out, labelled
+        values = np.asarray(self.expansion(y[labelled]), dtype=np.float64)
+        if values.ndim == 1:
+            values = values[:, None]
+        if values.ndim != 2 or values.shape[0] != int(labelled.sum()):
+            raise ValueError(
+                "response_expansion(y) must return an array of shape (m,) or (m, k) for "
+                f"the m = {int(labelled.sum())} labelled values of {name}; got shape "
+                f"{values.shape}."
+            )
+        if not np.all(np.isfinite(values)):
+            raise ValueError("response_expansion(y) returned NaN or infinite values.")
+        out = np.zeros((y.shape[0], values.shape[1]))
+        out[labelled] = values
+        return out, labelled
+
 
 def _onehot(idx: np.ndarray, n_classes: int) -> np.ndarray:
     out = np.zeros((idx.shape[0], n_classes))
@@ -134,8 +205,104 @@ def _onehot(idx: np.ndarray, n_classes: int) -> np.ndarray:
     return out
 
 
-def plan_responses(Y, *, include_features, response_type: str, streaming: bool = False
-                   ) -> ResponsePlan:
+def n_slices(n_labelled: int, n_components, n_distinct: int | None = None) -> int:
+    """Number H of quantile slices: max(k + 1, min(10, n // 100)), k the directions
+    asked for (3 when ``n_components`` is "auto"), at most the distinct values of y.
+
+    k + 1 slices are the fewest that can give k directions (the centred indicators
+    sum to zero); about 100 rows per slice keep each slice's Stein matrix stable;
+    10 slices are enough for a smooth link (SIR is insensitive to H beyond that).
+
+    Examples
+    --------
+    >>> n_slices(2000, 2), n_slices(300, 2), n_slices(300, "auto"), n_slices(50000, 12)
+    (10, 3, 4, 13)
+    """
+    k = n_components if isinstance(n_components, (int, np.integer)) else 3
+    H = max(int(k) + 1, min(MAX_SLICES, int(n_labelled) // ROWS_PER_SLICE))
+    if n_distinct is not None:
+        H = min(H, int(n_distinct))
+    return max(H, 2)
+
+
+def slice_edges(y, n_slices_: int) -> np.ndarray:
+    """Interior edges of ``n_slices_`` quantile slices of the finite values of y.
+
+    Repeated quantiles (ties in y) are merged, so a slice is never empty by
+    construction.
+
+    Examples
+    --------
+    >>> slice_edges(np.arange(10.0), 2)
+    array([4.5])
+    """
+    y = np.asarray(y, dtype=np.float64).reshape(-1)
+    y = y[np.isfinite(y)]
+    edges = np.quantile(y, np.arange(1, n_slices_) / n_slices_)
+    return np.unique(edges)
+
+
+class FixedSlices:
+    """A ``response_expansion`` callable with given edges: y -> slice indicators.
+
+    Refits on resamples (selectors, bootstrap) pass it so that every refit slices y
+    at the full-data edges.
+
+    Parameters
+    ----------
+    edges : array-like of shape (H - 1,)
+        Increasing interior edges; a value equal to an edge goes to the upper slice.
+
+    Examples
+    --------
+    >>> FixedSlices([0.0, 1.0])(np.array([-1.0, 0.0, 2.0]))
+    array([[1., 0., 0.],
+           [0., 1., 0.],
+           [0., 0., 1.]])
+    """
+
+    def __init__(self, edges):
+        self.edges = np.asarray(edges, dtype=np.float64)
+
+    def __call__(self, y):
+        y = np.asarray(y, dtype=np.float64).reshape(-1)
+        out = np.zeros((y.shape[0], len(self.edges) + 1))
+        out[np.arange(y.shape[0]), np.searchsorted(self.edges, y, side="right")] = 1.0
+        return out
+
+    def __repr__(self) -> str:
+        return f"FixedSlices(H={len(self.edges) + 1})"
+
+
+def _univariate_continuous(Y) -> bool:
+    arr = np.asarray(Y)
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    return arr.ndim == 1 and arr.dtype.kind in "fiu"
+
+
+def resolve_expansion(response_expansion, Y, n_components, *, categorical: bool,
+                      order="auto", pooling="auto"):
+    """The expansion used: None, "slices" or the callable (resolves "auto")."""
+    if response_expansion is None or Y is None or categorical:
+        return None
+    if response_expansion == "auto":
+        k = n_components if isinstance(n_components, (int, np.integer)) else None
+        wants_more = k is None or k > 1
+        first_order = not (isinstance(order, (int, np.integer)) and order == 2)
+        ok = wants_more and first_order and pooling != "mean"
+        return "slices" if ok and _univariate_continuous(Y) else None
+    if response_expansion == "slices" or callable(response_expansion):
+        return response_expansion
+    raise ValueError(
+        f"response_expansion must be None, 'auto', 'slices' or a callable; got "
+        f"{response_expansion!r}."
+    )
+
+
+def plan_responses(Y, *, include_features, response_type: str, streaming: bool = False,
+                   response_expansion=None, n_components=None, order="auto",
+                   pooling="auto") -> ResponsePlan:
     """Decide the response blocks and the label encoding (a pure function).
 
     Parameters
@@ -146,10 +313,29 @@ def plan_responses(Y, *, include_features, response_type: str, streaming: bool =
     response_type : {"auto", "continuous", "categorical"}
     streaming : bool
         Classes may appear in later chunks: one-hot columns then grow.
+    response_expansion : None, "auto", "slices" or callable, default=None
+        Expansion of a univariate continuous y (see the module docstring); the slice
+        edges are fixed here, from the labelled rows of ``Y``.
+    n_components : int, "auto" or None
+        Directions asked for (decides "auto" and the number of slices).
+    order, pooling
+        The estimator's parameters (decide "auto": no expansion for ``order=2`` or
+        ``pooling="mean"``).
 
     Returns
     -------
     ResponsePlan
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> y = np.arange(1000.0)
+    >>> plan = plan_responses(y, include_features="auto", response_type="auto",
+    ...                       response_expansion="slices", n_components=2)
+    >>> plan.n_label_columns, plan.edges[:2]
+    (10, array([ 99.9, 199.8]))
+    >>> plan.encode(np.array([0.0, 150.0, np.nan]), 3)[0].argmax(axis=1)
+    array([0, 1, 0])
     """
     if Y is None:
         return ResponsePlan(supervised=False, features=True, include_features=True)
@@ -161,7 +347,23 @@ def plan_responses(Y, *, include_features, response_type: str, streaming: bool =
     )
     plan = ResponsePlan(supervised=True, features=features, include_features=include_features)
     if not categorical:
-        return plan
+        expansion = resolve_expansion(response_expansion, Y, n_components,
+                                      categorical=False, order=order, pooling=pooling)
+        if expansion is None:
+            return plan
+        if expansion != "slices":
+            return replace(plan, expansion=expansion)
+        y = np.asarray(Y, dtype=np.float64).reshape(-1)
+        y = y[np.isfinite(y)]
+        if y.size < 2:
+            raise ValueError(
+                "response_expansion='slices' needs at least 2 labelled values of y to "
+                "place the slice edges (in partial_fit: in the first chunk)."
+            )
+        H = n_slices(y.size, n_components, np.unique(y).size)
+        edges = slice_edges(y, H)
+        return replace(plan, expansion="slices", edges=edges,
+                       n_label_columns=len(edges) + 1)
     labels = np.asarray(Y)
     if labels.ndim == 2 and labels.shape[1] == 1:
         labels = labels[:, 0]

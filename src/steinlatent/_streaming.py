@@ -170,8 +170,12 @@ class StreamingMixin:
             X = validate_data(self, X, reset=True, dtype=np.float64,
                               ensure_all_finite=False, ensure_min_samples=1)
             check_finite_chunk(X, "X", 0)
+            # The slice edges of response_expansion are fixed by the first chunk.
             plan = plan_responses(Y, include_features=self.include_features,
-                                  response_type=self.response_type, streaming=True)
+                                  response_type=self.response_type, streaming=True,
+                                  response_expansion=self.response_expansion,
+                                  n_components=self.n_components, order=self.order,
+                                  pooling=self.pooling)
             model = resolve_score(self.score_model)
             fitted = isinstance(model, _FrozenScore)
             Y2 = None if Y is None else np.atleast_2d(np.asarray(Y).T).T

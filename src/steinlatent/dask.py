@@ -171,9 +171,14 @@ def fit_dask(estimator: SteinLatent, X, Y=None) -> SteinLatent:
             estimator.response_type == "auto" and not hasattr(Y, "__dask_graph__")
             and looks_categorical(Y)
         )
-        plan = plan_responses(Y if categorical else head,
+        # Slice edges (response_expansion) come from Y when it is in memory, else from
+        # the first rows of its first block.
+        plan = plan_responses(Y if categorical or not hasattr(Y, "__dask_graph__") else head,
                               include_features=estimator.include_features,
-                              response_type="categorical" if categorical else "continuous")
+                              response_type="categorical" if categorical else "continuous",
+                              response_expansion=estimator.response_expansion,
+                              n_components=estimator.n_components, order=estimator.order,
+                              pooling=estimator.pooling)
         if categorical:
             Y = np.asarray(Y).reshape(-1)
             Y = da.from_array(Y, chunks=(X.chunks[0],))

@@ -309,3 +309,164 @@ def test_warns_nothing_on_a_normal_fit():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         DenoisingScore(hidden=(4,), max_epochs=2, random_state=0).fit(X)
+
+
+# ------------------------------------------------------------------ noise level, divergence
+
+
+def test_evaluate_at_a_noise_level(small_model):
+    X = gaussian(8, n=50)[0]
+    np.testing.assert_array_equal(
+        small_model.evaluate(X), small_model.evaluate(X, sigma=small_model.sigma_)
+    )
+    # Another level of the ladder is another field (the network is noise-conditional).
+    assert not np.allclose(small_model.evaluate(X, sigma=1.0), small_model.evaluate(X))
+    for bad in (0.0, -1.0, np.nan, "0.5", True):
+        with pytest.raises(ValueError, match="sigma"):
+            small_model.evaluate(X, sigma=bad)
+
+
+def test_divergence_exact_and_hutchinson(small_model):
+    X = gaussian(9, n=200)[0]
+    trace = np.trace(small_model.jacobian(X), axis1=1, axis2=2)
+    exact = clone(small_model).set_params(n_probes=None)
+    exact.__dict__.update({k: v for k, v in small_model.__dict__.items() if k.endswith("_")})
+    exact._probe_seed = small_model._probe_seed
+    np.testing.assert_allclose(exact.divergence(X), trace, rtol=1e-8, atol=1e-10)
+    # Hutchinson: seeded (same numbers twice), unbiased (the mean over rows is close).
+    hutch = small_model.divergence(X)
+    np.testing.assert_array_equal(hutch, small_model.divergence(X))
+    assert abs(hutch.mean() - trace.mean()) < 0.1 * abs(trace).mean()
+    # score() is minus the Hyvarinen objective with that divergence.
+    s = small_model.evaluate(X)
+    expected = -np.mean(0.5 * np.sum(s**2, axis=1) - hutch)
+    assert small_model.score(X) == pytest.approx(expected, rel=1e-12)
+
+
+def test_second_order_sum_with_weight_matrix(small_model):
+    X = gaussian(10, n=100)[0]
+    W = np.random.default_rng(1).normal(size=(100, 2))
+    got = small_model.second_order_sum(X, W)
+    assert got.shape == (2, 3, 3)
+    np.testing.assert_allclose(got[1], small_model.second_order_sum(X, W[:, 1]))
+
+
+def test_device_auto_resolves_to_cpu_without_cuda():
+    X = gaussian(11, n=50)[0]
+    model = DenoisingScore(hidden=(4,), max_epochs=1, device="auto", random_state=0).fit(X)
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert model.device_.startswith(expected)
+    assert model.get_params()["device"] == "auto"
+
+
+# ---------------------------------------------------------------------------------- U-Net
+
+
+def blobs(seed, n, size=8):
+    """Tiny images: one Gaussian blob at a random place, plus a little noise."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    c = rng.uniform(2, size - 3, size=(n, 2))
+    img = np.exp(-((yy - c[:, :1, None]) ** 2 + (xx - c[:, 1:, None]) ** 2) / 3.0)
+    return (img + 0.02 * rng.normal(size=img.shape)).reshape(n, -1)
+
+
+UNET = dict(
+    architecture="unet",
+    image_shape=(8, 8),
+    channels=(4, 8),
+    noise_levels=(1.0, 0.5, 0.3),
+    standardize="global",
+    batch_size=64,
+    eval_dtype="float64",
+)
+
+
+@pytest.fixture(scope="module")
+def unet_model():
+    return DenoisingScore(max_epochs=8, random_state=0, **UNET).fit(blobs(0, 400))
+
+
+def test_unet_shapes_and_pointwise_rows(unet_model):
+    X = blobs(1, 30)
+    s = unet_model.evaluate(X)
+    assert s.shape == (30, 64) and s.dtype == np.float64
+    # Rows are independent (GroupNorm is per sample): a row block equals the whole.
+    np.testing.assert_allclose(unet_model.evaluate(X[5:9]), s[5:9], rtol=1e-12, atol=1e-12)
+    J = unet_model.jacobian(X[:2])
+    assert J.shape == (2, 64, 64)
+    assert unet_model.second_order_sum(X, np.ones(30)).shape == (64, 64)
+    assert unet_model.divergence(X).shape == (30,)
+
+
+def test_unet_jacobian_and_divergence_match_finite_differences(unet_model):
+    X = blobs(2, 3)
+    J = unet_model.jacobian(X)
+    h = 1e-5 * unet_model.scale_
+    cols = [0, 9, 27, 63]
+    for b in cols:
+        e = np.zeros(64)
+        e[b] = h[b]
+        fd = (unet_model.evaluate(X + e) - unet_model.evaluate(X - e)) / (2 * h[b])
+        np.testing.assert_allclose(J[:, :, b], fd, rtol=1e-5, atol=1e-6 * np.abs(J).max())
+    exact = clone(unet_model).set_params(n_probes=None)
+    exact.__dict__.update({k: v for k, v in unet_model.__dict__.items() if k.endswith("_")})
+    exact._probe_seed = unet_model._probe_seed
+    np.testing.assert_allclose(
+        exact.divergence(X), np.trace(J, axis1=1, axis2=2), rtol=1e-8, atol=1e-8
+    )
+
+
+def test_unet_learns_a_better_held_out_score_than_untrained(unet_model):
+    # Held-out score (minus the Hyvarinen objective, exact trace), higher is better.
+    # Measured: untrained about -6e2, trained (8 epochs) about -2e2 on these images.
+    X, Xt = blobs(0, 400), blobs(3, 100)
+    untrained = DenoisingScore(max_epochs=1, lr=1e-12, random_state=0, **UNET).fit(X)
+    for model in (untrained, unet_model):
+        model.set_params(n_probes=None)
+    try:
+        assert unet_model.history_["val_loss"][-1] < 0.8 * untrained.history_["val_loss"][-1]
+        assert unet_model.score(Xt) > untrained.score(Xt)
+    finally:
+        unet_model.set_params(n_probes=8)
+
+
+def test_unet_same_seed_same_scores_and_pickle(unet_model):
+    import pickle
+
+    X = blobs(4, 100)
+    kw = {**UNET, "max_epochs": 1}
+    a = DenoisingScore(random_state=3, **kw).fit(X).evaluate(X)
+    b = DenoisingScore(random_state=3, **kw).fit(X).evaluate(X)
+    np.testing.assert_array_equal(a, b)
+    again = pickle.loads(pickle.dumps(unet_model))
+    np.testing.assert_array_equal(again.evaluate(X), unet_model.evaluate(X))
+
+
+def test_unet_odd_image_shape_is_padded():
+    X = np.random.default_rng(0).uniform(size=(40, 35))
+    model = DenoisingScore(
+        architecture="unet",
+        image_shape=(5, 7),
+        channels=(4, 4, 8),
+        max_epochs=1,
+        random_state=0,
+    ).fit(X)
+    assert model.evaluate(X).shape == (40, 35)
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"architecture": "cnn"}, "architecture"),
+        ({"architecture": "unet"}, "image_shape"),
+        ({"architecture": "unet", "image_shape": (3, 3)}, "pixels"),
+        ({"architecture": "unet", "image_shape": (2, 2), "channels": ()}, "channels"),
+        ({"architecture": "unet", "image_shape": (2, 2), "channels": (4, 0)}, "channels"),
+        ({"n_probes": 0}, "n_probes"),
+    ],
+)
+def test_bad_unet_parameters(params, match):
+    X = np.random.default_rng(0).normal(size=(20, 4))
+    with pytest.raises(ValueError, match=match):
+        DenoisingScore(**{"max_epochs": 1, **params}).fit(X)

@@ -232,6 +232,7 @@ class _Accumulator:
         np.subtract(X, self.shift_x, out=Z[:, :-1])
         Z[:, -1] = 1.0
         G = Z.T @ Z
+        self._last_gram = G  # the block's plain Gram, reused by the weighted sums
         self.ZZ = G if self.ZZ is None else self.ZZ + G
         eps = rademacher(self.spec.seed, self.n_rows, m) if self.spec.null else None
         blocks = []
@@ -244,6 +245,7 @@ class _Accumulator:
                 R[~mask] = 0.0
             blocks.append(("labels", R, mask))
         self._update_blocks(X, Z, blocks, eps)
+        self._last_gram = None
         self.n_rows += m
         return self
 
@@ -439,10 +441,20 @@ class MomentAccumulator(_Accumulator):
             if spec.first and spec.null:
                 mom.C0 = _add(mom.C0, (Z * eps[:, None]).T @ LR)
             if spec.second:
-                W = np.hstack([rows[:, None], _weight_columns(R, spec.pooling)])
-                mom.H = _add3(mom.H, _weighted_grams(Z, W))
-                if spec.null:
-                    mom.H0 = _add3(mom.H0, _weighted_grams(Z, W * eps[:, None]))
+                W = _weight_columns(R, spec.pooling)
+                G0 = self._last_gram if mask is None else weighted_gram(Z, rows)
+                if not spec.null:
+                    H = np.concatenate([G0[None], _weighted_grams(Z, W)])
+                    mom.H = _add3(mom.H, H)
+                    continue
+                # The rows with e = +1 and e = -1 apart: sum w z z^T is their sum and
+                # sum e w z z^T their difference, so the noise floor costs no extra pass.
+                plus = eps > 0
+                Gp = weighted_gram(Z[plus], rows[plus])
+                Wp = _weighted_grams(Z[plus], W[plus])
+                Wm = _weighted_grams(Z[~plus], W[~plus])
+                mom.H = _add3(mom.H, np.concatenate([G0[None], Wp + Wm]))
+                mom.H0 = _add3(mom.H0, np.concatenate([(2 * Gp - G0)[None], Wp - Wm]))
 
     def _finished_score(self, m, cov):
         # The Gaussian score from the mean and the ML covariance of all rows.

@@ -76,7 +76,9 @@ def main() -> None:
     xs = np.arange(p)
     for c in range(k):
         off = (c - (k - 1) / 2) * 0.3
-        axes[1].errorbar(xs + off, V[c], yerr=[V[c] - res.lower[c], res.upper[c] - V[c]],
+        # a percentile interval need not contain the point estimate: clip at zero
+        err = np.clip([V[c] - res.lower[c], res.upper[c] - V[c]], 0, None)
+        axes[1].errorbar(xs + off, V[c], yerr=err,
                          fmt="o", ms=4, capsize=2, label=f"latent {c + 1}")
         axes[1].plot(xs + off, B_aligned[c], "kx", ms=5)
     axes[1].axhline(0, color="0.7", lw=0.8)

@@ -200,6 +200,13 @@ class SteinLatent(
     steinlatent.baselines.ReducedRankRegression : the linear competitor.
     sklearn.decomposition.PCA : what the unsupervised mode generalises.
 
+    Notes
+    -----
+    Precision: every input is converted to float64 and ``transform`` returns float64,
+    also for float32 X (unlike PCA, which keeps float32). The second-order sums are
+    third moments of x, whose cancellations lose most of float32's 24 bits; the
+    estimator's tags say so (``transformer_tags.preserves_dtype = ["float64"]``).
+
     References
     ----------
     Y. Tian, S. Wu, L. Feng. Nonlinear multiple response regression and learning of
@@ -556,6 +563,7 @@ class SteinLatent(
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.target_tags.required = False
+        tags.transformer_tags.preserves_dtype = ["float64"]  # see Notes: float64 sums
         return tags
 
 

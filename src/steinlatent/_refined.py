@@ -5,42 +5,29 @@ from __future__ import annotations
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.base import BaseEstimator
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.multiclass import type_of_target
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import validate_data
 
 from ._estimator import SteinLatent
 from ._refine import refine_subspace, standardise_responses
+from ._responses import looks_categorical
+from ._subspace import SupervisedSubspaceMixin
 from ._validation import check_responses
 
 __all__ = ["RefinedSteinLatent"]
 
 
-def _score_parameter() -> str:
-    """Name of SteinLatent's score-model parameter (``score_model``; ``score`` before 0.2)."""
-    params = SteinLatent().get_params()
-    return "score_model" if "score_model" in params else "score"
-
-
 def _looks_categorical(Y, response_type) -> bool:
-    """Mirror of SteinLatent's rule: 1-D string, boolean or integer class labels."""
-    if response_type == "categorical":
-        return True
-    if response_type == "continuous":
-        return False
-    arr = np.asarray(Y)
-    if arr.ndim == 2 and arr.shape[1] == 1:
-        arr = arr[:, 0]
-    if arr.ndim != 1:
-        return False
-    if arr.dtype.kind in "OUSb":
-        return True
-    return arr.dtype.kind in "iu" and type_of_target(arr) in ("binary", "multiclass")
+    """SteinLatent's rule (``steinlatent._responses.looks_categorical``) for the
+    response_type setting."""
+    if response_type in ("categorical", "continuous"):
+        return response_type == "categorical"
+    return looks_categorical(Y)
 
 
-class RefinedSteinLatent(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class RefinedSteinLatent(SupervisedSubspaceMixin, BaseEstimator):
     """Stein's latent space, refined by local-linear fits until it stops moving.
 
     Two steps:
@@ -247,7 +234,7 @@ class RefinedSteinLatent(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
             order=order,
             response_type=self.response_type,
             random_state=self.random_state,
-            **{_score_parameter(): self.score_model},
+            score_model=self.score_model,
         ).fit(X, labels if categorical else Y2)
         self.stein_ = stein
         self.mode_ = stein.mode_
@@ -310,19 +297,3 @@ class RefinedSteinLatent(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
                 )
             order = 1 if k0 <= limit else "both"
         return k0, order
-
-    def transform(self, X):
-        """Project X on the refined latent space: (X - mean_) @ components_.T."""
-        check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=np.float64)
-        return (X - self.mean_) @ self.components_.T
-
-    @property
-    def _n_features_out(self):
-        return self.components_.shape[0]
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.target_tags.required = True
-        tags.target_tags.multi_output = True
-        return tags

@@ -11,16 +11,17 @@ from __future__ import annotations
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import validate_data
 
 from .._refine import refine_subspace, standardise_responses
+from .._subspace import SupervisedSubspaceMixin
 
 __all__ = ["OPG", "MAVE"]
 
 
-class _LocalLinearBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class _LocalLinearBase(SupervisedSubspaceMixin, BaseEstimator):
     """Shared parameters, fit and transform of OPG and MAVE (differ by ``_method``)."""
 
     _method = "opg"
@@ -104,22 +105,6 @@ class _LocalLinearBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         self.bandwidths_ = np.asarray(res.bandwidths)
         self.anchors_ = res.anchors
         return self
-
-    def transform(self, X):
-        """Project X on the estimated subspace: (X - mean_) @ components_.T."""
-        check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=np.float64)
-        return (X - self.mean_) @ self.components_.T
-
-    @property
-    def _n_features_out(self):
-        return self.components_.shape[0]
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.target_tags.required = True
-        tags.target_tags.multi_output = True
-        return tags
 
 
 _SHARED_PARAMETERS = """

@@ -1,0 +1,29 @@
+"""Shared by the supervised subspace estimators (refined Stein, OPG, MAVE)."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+__all__ = ["SupervisedSubspaceMixin"]
+
+
+class SupervisedSubspaceMixin(ClassNamePrefixFeaturesOutMixin, TransformerMixin):
+    """``transform`` by projection on ``components_``, for estimators that need Y."""
+
+    def transform(self, X):
+        """Project X on the estimated subspace: (X - mean_) @ components_.T."""
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=np.float64)
+        return (X - self.mean_) @ self.components_.T
+
+    @property
+    def _n_features_out(self):
+        return self.components_.shape[0]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        tags.target_tags.multi_output = True
+        return tags

@@ -264,13 +264,7 @@ class RefinedSteinLatent(SupervisedSubspaceMixin, BaseEstimator):
         self.n_start_ = k0
         self.start_components_ = stein.components_.copy()
         self.stein_components_ = stein.components_[:r].copy()
-        self.initial_components_ = res.initial_basis.T.copy()
-        self.components_ = res.basis.T.copy()
-        self.n_iter_ = res.n_iter + 1  # passes over the data, the first included
-        self.converged_ = res.converged
-        self.refinement_path_ = np.asarray(res.path)
-        self.bandwidths_ = np.asarray(res.bandwidths)
-        self.anchors_ = res.anchors
+        self._set_refinement(res)
         self.mean_ = X.mean(axis=0)
         return self
 

@@ -42,34 +42,28 @@ def check_finite_chunk(A: np.ndarray, name: str, index: int) -> None:
 class _Stream:
     """The state of ``partial_fit``: plan, order, score model and accumulator."""
 
-    def __init__(self, est, plan, model, fitted: bool, order, pooling: str):
+    def __init__(self, est, plan, model, fitted: bool, order, pooling: str, *, acc=None):
         self.plan = plan
         self.order = order
         self.pooling = pooling
         self.template = model
         self.needs_buffer = not fitted and not getattr(model, "fits_from_moments", False)
-        self.seed = seed_of(est.random_state)
+        self.seed = seed_of(est.random_state) if acc is None else acc.spec.seed
         self.kwargs = dict(order=order, noise_floor=est.noise_floor, pooling=pooling,
                            seed=self.seed)
         self.buffer: list = []
         self.n_buffered = 0
-        self.acc = None if self.needs_buffer else new_accumulator(model, fitted, plan,
-                                                                  **self.kwargs)
-        self.n_chunks = 0
+        if acc is None and not self.needs_buffer:
+            acc = new_accumulator(model, fitted, plan, **self.kwargs)
+        self.acc = acc
+        self.n_chunks = 0 if acc is None or acc.n_samples == 0 else 1
         self.scale = 1.0
 
     @classmethod
     def after_fit(cls, est, plan, acc, order, pooling: str) -> _Stream:
         """Continue a ``fit``: its score model is kept, later chunks add Stein sums
         (as :class:`sklearn.decomposition.IncrementalPCA` continues after ``fit``)."""
-        stream = cls.__new__(cls)
-        stream.plan, stream.order, stream.template = plan, order, acc.score_model
-        stream.pooling = pooling
-        stream.needs_buffer = False
-        stream.seed = acc.spec.seed
-        stream.kwargs = dict(order=order, noise_floor=est.noise_floor, pooling=pooling,
-                             seed=stream.seed)
-        stream.buffer, stream.n_buffered, stream.acc, stream.n_chunks = [], 0, acc, 1
+        stream = cls(est, plan, acc.score_model, True, order, pooling, acc=acc)
         stream.scale = getattr(est.score_model_, "scale", 1.0)
         return stream
 

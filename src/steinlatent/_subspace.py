@@ -12,6 +12,16 @@ __all__ = ["SupervisedSubspaceMixin"]
 class SupervisedSubspaceMixin(ClassNamePrefixFeaturesOutMixin, TransformerMixin):
     """``transform`` by projection on ``components_``, for estimators that need Y."""
 
+    def _set_refinement(self, res) -> None:
+        """The fitted attributes of a :class:`steinlatent._refine.RefineResult`."""
+        self.initial_components_ = res.initial_basis.T.copy()
+        self.components_ = res.basis.T.copy()
+        self.n_iter_ = res.n_iter + 1  # passes over the data, the first included
+        self.converged_ = res.converged
+        self.refinement_path_ = np.asarray(res.path)
+        self.bandwidths_ = np.asarray(res.bandwidths)
+        self.anchors_ = res.anchors
+
     def transform(self, X):
         """Project X on the estimated subspace: (X - mean_) @ components_.T."""
         check_is_fitted(self)

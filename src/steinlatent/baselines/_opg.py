@@ -97,13 +97,7 @@ class _LocalLinearBase(SupervisedSubspaceMixin, BaseEstimator):
             random_state=self.random_state,
         )
         self.mean_ = X.mean(axis=0)
-        self.components_ = res.basis.T.copy()
-        self.initial_components_ = res.initial_basis.T.copy()
-        self.n_iter_ = res.n_iter + 1  # passes over the data, the first included
-        self.converged_ = res.converged
-        self.refinement_path_ = np.asarray(res.path)
-        self.bandwidths_ = np.asarray(res.bandwidths)
-        self.anchors_ = res.anchors
+        self._set_refinement(res)
         return self
 
 

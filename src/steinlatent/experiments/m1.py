@@ -99,7 +99,7 @@ __all__ = [
 N_TEST = 45
 N_LABELLED = (25, 50, 75)
 H_GRID = (4, 5, 6, 7, 8)
-#: KernelScore keyword arguments of each score setting (estimator="nu" throughout).
+#: KernelScore keyword arguments of each score setting (solver="nu" throughout).
 SCORE_SETTINGS = {
     "paper": {"lam": float(np.exp(-5.0)), "bandwidth_multiplier": 1.0, "normalize": "kscore"},
     "paper_1e-5": {"lam": 1e-5, "bandwidth_multiplier": 1.0, "normalize": "kscore"},

@@ -5,7 +5,8 @@ import pytest
 
 from steinlatent import SteinLatent
 from steinlatent.metrics import subspace_distance
-from steinlatent.selection import LadleSelector, _refit_template
+from steinlatent.selection import LadleSelector
+from steinlatent.selection._base import _refit_template
 
 
 def _cancelling(n=4000, p=6, seed=0, noise=0.3):

@@ -24,6 +24,9 @@ Noise floor. Each row i gets a Rademacher sign e_i drawn from a counter-based st
 responses r_i - rbar by e_i (r_i - rbar) destroys their dependence on x while keeping
 their size, so the Stein matrix of the signed responses is a draw from the noise
 floor. Unlike a permutation it is a sum over rows, hence available on every path.
+
+Length: over 500 lines because the two implementations share one protocol, its block
+sums and the noise-floor signs; splitting them would scatter one idea.
 """
 
 from __future__ import annotations

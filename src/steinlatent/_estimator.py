@@ -6,6 +6,9 @@ the pipeline over row blocks, :meth:`SteinLatent.partial_fit` over calls
 (:mod:`steinlatent._streaming`) and a Dask array over its blocks
 (:mod:`steinlatent.dask`). Every fitted attribute is assigned in
 :meth:`SteinLatent._set_fitted`.
+
+Length: over 500 lines because a third of it is the class docstring (every parameter,
+the orders, pooling, semi-supervised fits); the code is one estimator.
 """
 
 from __future__ import annotations
@@ -35,10 +38,10 @@ from ._pipeline import (
     resolve_order,
     resolve_pooling,
     score_model_for,
-    seed_of,
 )
 from ._responses import plan_responses
 from ._streaming import StreamingMixin
+from ._utils import int_seed
 from ._validation import check_samples, renamed_parameters
 from .scores._scaled import ScaledScore, data_scale
 
@@ -328,7 +331,7 @@ class SteinLatent(
         pooling = self._pooling(plan, X.shape[1], Y)
         order = self._order(plan, model, X.shape[1], Y, pooling)
         acc = new_accumulator(model, fitted, plan, order=order, noise_floor=self.noise_floor,
-                              pooling=pooling, seed=seed_of(self.random_state))
+                              pooling=pooling, seed=int_seed(self.random_state))
         accumulate(acc, X, Y)
         try:
             result = finish(acc, order=order, include_features=self.include_features,

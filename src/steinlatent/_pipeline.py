@@ -25,7 +25,7 @@ from .exceptions import DegenerateSteinMatrixError
 from .scores._registry import _FrozenScore, resolve_score
 
 __all__ = ["FitResult", "NotEnoughData", "resolve_order", "new_accumulator", "finish",
-           "accumulate", "seed_of"]
+           "accumulate"]
 
 
 class NotEnoughData(ValueError):
@@ -44,15 +44,6 @@ class FitResult:
     features: bool
     n_label_columns: int
     pooling: str
-
-
-def seed_of(random_state) -> int:
-    """An integer seed for the noise-floor signs from scikit-learn's random_state forms."""
-    if random_state is None:
-        return int(np.random.default_rng().integers(2**63))
-    if isinstance(random_state, (int, np.integer)):
-        return int(random_state)
-    return int(random_state.randint(np.iinfo(np.int32).max))
 
 
 def score_model_for(param):

@@ -200,9 +200,9 @@ class ResponsePlan:
 
 
 def _onehot(idx: np.ndarray, n_classes: int) -> np.ndarray:
-    out = np.zeros((idx.shape[0], n_classes))
-    out[np.arange(idx.shape[0]), idx] = 1.0
-    return out
+    # The plan already holds the class indices (classes can grow between partial_fit
+    # calls), so rows of the identity do it; OneHotEncoder would refit every block.
+    return np.eye(n_classes)[idx]
 
 
 def n_slices(n_labelled: int, n_components, n_distinct: int | None = None) -> int:

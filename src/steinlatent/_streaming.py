@@ -22,7 +22,8 @@ import numpy as np
 from sklearn.base import clone
 from sklearn.utils.validation import check_array, validate_data
 
-from ._pipeline import NotEnoughData, accumulate, finish, new_accumulator, seed_of
+from ._pipeline import NotEnoughData, accumulate, finish, new_accumulator
+from ._utils import int_seed
 
 __all__ = ["StreamingMixin", "check_finite_chunk"]
 
@@ -48,7 +49,7 @@ class _Stream:
         self.pooling = pooling
         self.template = model
         self.needs_buffer = not fitted and not getattr(model, "fits_from_moments", False)
-        self.seed = seed_of(est.random_state) if acc is None else acc.spec.seed
+        self.seed = int_seed(est.random_state) if acc is None else acc.spec.seed
         self.kwargs = dict(order=order, noise_floor=est.noise_floor, pooling=pooling,
                            seed=self.seed)
         self.buffer: list = []

@@ -226,7 +226,6 @@ def _numeric_responses(Y, categorical: bool):
 
 def _demo(args) -> int:
     from sklearn.decomposition import PCA
-    from sklearn.preprocessing import OneHotEncoder
 
     from . import SteinLatent
     from .baselines import ReducedRankRegression
@@ -284,9 +283,7 @@ def _demo(args) -> int:
                                  random_state=0), X, Y))
         # Reduced-rank regression has no notion of unlabelled rows: give it the labelled
         # ones, as a numeric (one-hot for classes) response matrix.
-        Y_rrr = Y[labelled]
-        if categorical:
-            Y_rrr = OneHotEncoder(sparse_output=False).fit_transform(Y_rrr.reshape(-1, 1))
+        Y_rrr = _numeric_responses(Y[labelled], categorical)
         fits.append(("reduced-rank regression", ReducedRankRegression(k), X[labelled], Y_rrr))
     else:
         fits.append(("Stein order 2 (unsupervised), t score",

@@ -12,9 +12,11 @@ from dataclasses import dataclass, field
 from numbers import Integral
 
 import numpy as np
+from scipy.linalg import orthogonal_procrustes
 from sklearn.base import clone
 from sklearn.utils import _safe_indexing, check_random_state
 
+from ._utils import progress as progress_bar
 from .metrics import subspace_distance
 
 __all__ = ["BootstrapResult", "bootstrap", "procrustes_align"]
@@ -80,8 +82,8 @@ class BootstrapResult:
 def procrustes_align(W: np.ndarray, V: np.ndarray) -> np.ndarray:
     """Rotate the rows of W (k, p) onto V (k, p): returns R W with R = argmin ||R W - V||_F.
 
-    R is orthogonal (k x k): the solution U Z^T of the SVD V W^T = U S Z^T. The span of
-    W is unchanged, so this only removes the rotation and sign ambiguity of a basis.
+    R is orthogonal (k x k), from :func:`scipy.linalg.orthogonal_procrustes`. The span
+    of W is unchanged, so this only removes the rotation and sign ambiguity of a basis.
 
     Examples
     --------
@@ -91,8 +93,8 @@ def procrustes_align(W: np.ndarray, V: np.ndarray) -> np.ndarray:
     >>> np.allclose(procrustes_align(W, V), V)
     True
     """
-    U, _, Zt = np.linalg.svd(V @ W.T)
-    return (U @ Zt) @ W
+    R, _ = orthogonal_procrustes(W.T, V.T)  # argmin ||W^T R - V^T||_F
+    return R.T @ W
 
 
 def _feature_names(estimator, p):
@@ -213,7 +215,7 @@ def bootstrap(
 
     tasks = (delayed(_one_fit)(template, X, Y, int(s), n) for s in seeds)
     results = Parallel(n_jobs=n_jobs, return_as="generator")(tasks)
-    bar = _progress(results, n_boot, progress)
+    bar = progress_bar(results, show=progress, total=n_boot, desc="bootstrap", unit="fit")
     done: list[np.ndarray] = []
     interrupted = False
     try:
@@ -228,8 +230,7 @@ def bootstrap(
             stacklevel=2,
         )
     finally:
-        if hasattr(bar, "close"):
-            bar.close()
+        bar.close()
     if len(done) < 2:
         raise RuntimeError(
             f"Only {len(done)} bootstrap resample(s) finished; at least 2 are needed."
@@ -248,13 +249,3 @@ def bootstrap(
         seeds=seeds[: len(done)],
         interrupted=interrupted,
     )
-
-
-def _progress(iterable, total, show):
-    if not show:
-        return iterable
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # tqdm is an optional extra: run without a bar
-        return iterable
-    return tqdm(iterable, total=total, desc="bootstrap", unit="fit")

@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 from sklearn.utils import check_random_state
 
+from .._utils import progress
+
 __all__ = [
     "import_torch",
     "resolve_device",
@@ -52,16 +54,6 @@ def import_torch():
             f"SoftmaxReadout) need PyTorch. Install it with: {_INSTALL_HINT}"
         ) from exc
     return torch
-
-
-def _import_tqdm():
-    try:
-        from tqdm.auto import tqdm
-    except ImportError as exc:  # pragma: no cover - tqdm ships with the torch extra
-        raise ImportError(
-            f"verbose=True shows a tqdm progress bar; install it with: {_INSTALL_HINT}"
-        ) from exc
-    return tqdm
 
 
 def resolve_device(device: Any):
@@ -166,9 +158,7 @@ def train_minibatch(
     device = tensors[0].device
     optimizer = torch.optim.Adam(module.parameters(), lr=lr)
     result = TrainResult()
-    bar = None
-    if verbose:
-        bar = _import_tqdm()(total=max_epochs, desc=desc, unit="epoch", leave=False)
+    bar = progress(show=verbose, total=max_epochs, desc=desc, unit="epoch", leave=False)
     module.train()
     try:
         for _ in range(max_epochs):
@@ -191,9 +181,8 @@ def train_minibatch(
                 )
             result.loss_curve.append(epoch_loss)
             result.n_epochs += 1
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{epoch_loss:.4g}")
+            bar.update(1)
+            bar.set_postfix(loss=f"{epoch_loss:.4g}")
     except KeyboardInterrupt:
         result.interrupted = True
         warnings.warn(
@@ -203,8 +192,7 @@ def train_minibatch(
             stacklevel=3,
         )
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
         module.eval()
     return result
 

@@ -7,6 +7,9 @@
 :func:`sample_index_model` draws fresh samples from a fixed design;
 :func:`true_score` / :func:`index_model_oracle_score` give the exact score of x (a
 fitted :class:`TrueEllipticalScore`, a score model) for oracle experiments.
+
+Length: over 500 lines because the design is one idea with three parts that share its
+state (links, elliptical samplers, the exact score), and a third is docstrings.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import numpy as np
 from scipy import special, stats
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 
+from .._utils import int_seed
 from ..scores._elliptical import EllipticalScore
 
 __all__ = [
@@ -164,10 +168,9 @@ class IndexLink:
 
 
 def _rng(random_state) -> np.random.Generator:
-    if isinstance(random_state, np.random.RandomState):
-        # Derive a Generator so legacy RandomState inputs stay reproducible.
-        return np.random.default_rng(random_state.randint(np.iinfo(np.int32).max))
-    return np.random.default_rng(random_state)
+    if isinstance(random_state, np.random.Generator):
+        return random_state
+    return np.random.default_rng(int_seed(random_state))
 
 
 def _haar_orthogonal(p: int, rng: np.random.Generator) -> np.ndarray:

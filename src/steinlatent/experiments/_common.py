@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .._utils import progress as progress_bar
+
 __all__ = [
     "task_seed",
     "task_key",
@@ -211,11 +213,7 @@ def run_tasks(
     todo = [t for t in tasks if task_key(t, store.key_columns) not in done]
     if not todo:
         return 0
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(todo), desc=desc, unit="task", dynamic_ncols=True)
+    bar = progress_bar(show=progress, total=len(todo), desc=desc, unit="task")
     finished = 0
     try:
         if n_jobs == 1:
@@ -229,14 +227,12 @@ def run_tasks(
         for rows in results:
             store.append(rows)
             finished += 1
-            if bar is not None:
-                bar.update(1)
+            bar.update(1)
     except KeyboardInterrupt:
         raise KeyboardInterrupt(
             f"Interrupted after {finished} of {len(todo)} tasks; the finished ones are in "
             f"{store.path}. Run the same command again to resume."
         ) from None
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     return finished

@@ -22,6 +22,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from .._utils import progress
 from .._validation import check_weights
 from ._base import ScoreModel
 from ._denoising_nets import _ACTIVATIONS, build_network
@@ -456,11 +457,8 @@ class DenoisingScore(ScoreModel):
         best_val, best_state, best_epoch, wait = np.inf, None, 0, 0
         epoch = 0
         self.interrupted_ = False
-        bar = None
-        if self.verbose:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=self.max_epochs, desc="DenoisingScore", unit="epoch")
+        bar = progress(show=bool(self.verbose), total=self.max_epochs, desc="DenoisingScore",
+                       unit="epoch")
         try:
             for epoch in range(1, self.max_epochs + 1):
                 train_loss = self._train_epoch(torch, net, opt, Z_train, log_levels, gen)
@@ -477,12 +475,11 @@ class DenoisingScore(ScoreModel):
                         best_state = copy.deepcopy(net.state_dict())
                 else:
                     best_epoch, best_state = epoch, copy.deepcopy(net.state_dict())
-                if bar is not None:
-                    bar.update(1)
-                    post = {"train": f"{train_loss:.4f}"}
-                    if val is not None:
-                        post["val"] = f"{history['val_loss'][-1]:.4f}"
-                    bar.set_postfix(post)
+                bar.update(1)
+                post = {"train": f"{train_loss:.4f}"}
+                if val is not None:
+                    post["val"] = f"{history['val_loss'][-1]:.4f}"
+                bar.set_postfix(post)
                 if val is not None and self.patience is not None and wait >= self.patience:
                     break
         except KeyboardInterrupt:
@@ -503,8 +500,7 @@ class DenoisingScore(ScoreModel):
                 )
             warnings.warn(msg, UserWarning, stacklevel=2)
         finally:
-            if bar is not None:
-                bar.close()
+            bar.close()
         if best_state is not None:
             net.load_state_dict(best_state)
         net.eval()

@@ -12,6 +12,7 @@ import numpy as np
 from sklearn.utils import gen_batches
 from sklearn.utils.validation import check_is_fitted
 
+from .._utils import progress, silent
 from .._validation import check_weights
 from ._kernel_functions import KERNELS, WeightedSum, sq_dists
 from ._kernel_solvers import block_rows
@@ -125,33 +126,23 @@ class KernelField:
         return S[0] if W.ndim == 1 else S
 
 
-
-
 class Progress:
-    """A tqdm bar over the bandwidth walk when ``verbose`` (tqdm imported lazily)."""
+    """Reports each step of the bandwidth walk when ``verbose``: a tqdm bar, or plain
+    lines where tqdm is not installed."""
 
     def __init__(self, verbose, total):
-        self.bar = None
-        if verbose:
-            try:
-                from tqdm.auto import tqdm
-            except ImportError:  # tqdm is optional; fall back to plain lines
-                tqdm = None
-            self.bar = tqdm(total=total, desc="KernelScore search") if tqdm else None
-            self.plain = tqdm is None
         self.verbose = verbose
+        self.bar = progress(show=bool(verbose), total=total, desc="KernelScore search")
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
-        if self.bar is not None:
-            self.bar.close()
+        self.bar.close()
 
     def step(self, mult, objective):
-        if self.bar is not None:
-            self.bar.update(1)
-            self.bar.set_postfix(mult=mult, objective=f"{objective:.4g}")
-        elif self.verbose:
+        self.bar.update(1)
+        self.bar.set_postfix(mult=mult, objective=f"{objective:.4g}")
+        if self.verbose and silent(self.bar):
             print(f"KernelScore search: multiplier {mult:g}, objective {objective:.4g}",
                   flush=True)

@@ -91,17 +91,6 @@ numpydoc_xref_param_type = False
 numpydoc_attributes_as_param_list = True
 numpydoc_validation_checks: set[str] = set()
 
-# Cross-references in src/ docstrings that are known to be broken, each to be fixed in
-# its docstring and then removed from here (anything else broken fails the build).
-nitpick_ignore = [
-    # steinlatent/dask.py: SteinLatent is not in steinlatent.dask (~steinlatent.SteinLatent).
-    ("py:class", "SteinLatent"),
-    # steinlatent/scores: methods renamed or not on the class that names them.
-    ("py:meth", "divergence"),
-    ("py:meth", "score"),
-    ("py:meth", "ScoreModel.score"),
-]
-
 # -- MyST (the markdown pages under docs/) -----------------------------------------
 myst_enable_extensions = ["deflist", "colon_fence"]
 myst_heading_anchors = 3

@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 from steinlatent._refine import (
     LocalLinearSums,
     MaveStepSums,
-    _local_fits,
     bandwidth_rule,
     choose_anchors,
     cv_bandwidth,
@@ -19,6 +18,7 @@ from steinlatent._refine import (
     standardise_responses,
     whitening,
 )
+from steinlatent._refine._local_sums import _local_fits
 from steinlatent.metrics import subspace_distance
 
 

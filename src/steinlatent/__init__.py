@@ -11,11 +11,18 @@ functions of x alone (Tian, Wu & Feng, arXiv:2503.21608). Subpackages: ``scores`
 import importlib as _importlib
 
 from ._estimator import SteinLatent
+from ._precomputed import PrecomputedStein
 from ._refined import RefinedSteinLatent
 from ._regressor import SteinRegressor
 
 __version__ = "0.1.0"
-__all__ = ["SteinLatent", "RefinedSteinLatent", "SteinRegressor", "__version__"]
+__all__ = [
+    "SteinLatent",
+    "RefinedSteinLatent",
+    "SteinRegressor",
+    "PrecomputedStein",
+    "__version__",
+]
 
 # Loaded on first attribute access, as SciPy does (PEP 562): importing them here would
 # pull in torch (baselines, denoising score), dask and matplotlib for every user.

@@ -38,7 +38,8 @@ import numpy as np
 from numpy.random import Philox
 
 from ._responses import ResponsePlan
-from ._sufficient import chunk_rows, weighted_gram
+from ._sufficient import weighted_gram
+from ._utils import chunk_rows
 
 __all__ = [
     "AccumulatorSpec",
@@ -555,5 +556,6 @@ def make_accumulator(score_model, plan: ResponsePlan, spec: AccumulatorSpec, *,
 
 
 def block_rows(n_columns: int) -> int:
-    """Rows per block so one (rows, n_columns) float64 block is ~32 MiB."""
-    return chunk_rows(n_columns)
+    """Rows per block of the Stein sums: one (rows, n_columns) float64 block fits
+    :func:`~steinlatent._utils.block_bytes`, and at least 256 rows so BLAS runs at speed."""
+    return max(256, chunk_rows(n_columns))

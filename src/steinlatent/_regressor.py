@@ -28,7 +28,8 @@ class SteinRegressor(
 
     Fits the model y = F(B^T x) + noise in two steps:
 
-    1. span(B) from Stein's lemma with :class:`SteinLatent` (no link needs to be known);
+    1. span(B) from Stein's lemma with :class:`~steinlatent.SteinLatent` (no link needs
+       to be known);
     2. the link F by a flexible regressor on the latent coordinates
        z = B_hat^T (x - mean), which has only ``n_components_`` inputs.
 
@@ -50,9 +51,9 @@ class SteinRegressor(
         best passed in a pipeline with a scaler: the latent coordinates are not
         standardised.
     order : {1, 2, "both", "auto"}, default="auto"
-        Stein order, see :class:`SteinLatent`.
+        Stein order, see :class:`~steinlatent.SteinLatent`.
     score_model : str or ScoreModel, default="gaussian"
-        Score model of x, passed to :class:`SteinLatent` as ``score`` (renamed here
+        Score model of x, passed to :class:`~steinlatent.SteinLatent` as ``score`` (renamed here
         because ``score`` is the regressor's R^2 method).
     selector : str or selector object, default="ladle"
         Dimension selector for ``n_components="auto"``.

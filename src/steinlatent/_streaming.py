@@ -102,7 +102,7 @@ def _stack(parts):
 
 
 class StreamingMixin:
-    """Adds ``partial_fit`` to :class:`SteinLatent` (same pipeline as ``fit``)."""
+    """Adds ``partial_fit`` to :class:`~steinlatent.SteinLatent` (same pipeline as ``fit``)."""
 
     def partial_fit(self, X, Y=None):
         """Add a chunk of rows (and responses) and refinish from all rows seen so far.

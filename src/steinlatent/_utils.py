@@ -2,7 +2,10 @@
 
 * :func:`int_seed`: one integer seed from any scikit-learn ``random_state`` form;
 * :func:`progress`: a tqdm bar when asked for and installed, a silent stand-in otherwise
-  (tqdm is an optional dependency, imported lazily).
+  (tqdm is an optional dependency, imported lazily);
+* :func:`block_bytes`, :func:`cache_bytes` and :func:`chunk_rows`: every memory budget
+  of the package, as fractions of scikit-learn's ``working_memory`` (1024 MiB by
+  default), so ``sklearn.config_context(working_memory=...)`` scales them all.
 """
 
 from __future__ import annotations
@@ -11,8 +14,10 @@ from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
+import sklearn
+from sklearn.utils._chunking import get_chunk_n_rows  # public in docs, private path
 
-__all__ = ["int_seed", "progress", "SEED_BOUND"]
+__all__ = ["int_seed", "progress", "SEED_BOUND", "block_bytes", "cache_bytes", "chunk_rows"]
 
 #: Seeds are drawn below 2**31 - 1 so that they also seed ``np.random.RandomState``.
 SEED_BOUND = 2**31 - 1
@@ -105,3 +110,34 @@ def progress(
 def silent(bar) -> bool:
     """Whether ``bar`` (from :func:`progress`) shows nothing."""
     return isinstance(bar, _Silent)
+
+
+# One temporary block gets 1/32 of working_memory (32 MiB at the default): large enough
+# for BLAS to run at full speed, small enough to add little to the peak memory beside
+# the data (scikit-learn's full 1 GiB is meant for pairwise distances, not for buffers
+# held while other blocks are alive). Caches that save recomputation get 1/8.
+_BLOCK_FRACTION = 32
+_CACHE_FRACTION = 8
+
+
+def block_bytes() -> int:
+    """Bytes one temporary block may take: ``working_memory`` / 32 (32 MiB by default)."""
+    return (int(sklearn.get_config()["working_memory"]) << 20) // _BLOCK_FRACTION
+
+
+def cache_bytes() -> int:
+    """Bytes a reusable cache may take: ``working_memory`` / 8 (128 MiB by default)."""
+    return (int(sklearn.get_config()["working_memory"]) << 20) // _CACHE_FRACTION
+
+
+def chunk_rows(n_columns: int, *, itemsize: int = 8, max_n_rows: int | None = None) -> int:
+    """Rows per block so that one (rows, n_columns) array fits :func:`block_bytes`.
+
+    Examples
+    --------
+    >>> chunk_rows(1000)  # 32 MiB of float64 rows of 1000 entries
+    4194
+    """
+    mib = block_bytes() / 2**20
+    return int(get_chunk_n_rows(row_bytes=itemsize * max(1, n_columns),
+                                max_n_rows=max_n_rows, working_memory=mib))

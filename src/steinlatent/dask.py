@@ -23,9 +23,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ._pipeline import NotEnoughData, finish, new_accumulator, score_model_for, seed_of
+from ._pipeline import NotEnoughData, finish, new_accumulator, score_model_for
 from ._responses import looks_categorical, plan_responses
 from ._streaming import check_finite_chunk
+from ._utils import int_seed
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._estimator import SteinLatent
@@ -122,7 +123,7 @@ def _sample_rows(X, size: int, seed: int) -> np.ndarray:
 
 
 def fit_dask(estimator: SteinLatent, X, Y=None) -> SteinLatent:
-    """Fit ``estimator`` (a :class:`SteinLatent`) on Dask arrays with one ``dask.compute``.
+    """Fit ``estimator`` (a :class:`~steinlatent.SteinLatent`) on Dask arrays, one ``dask.compute``.
 
     Called by ``SteinLatent.fit`` when ``X`` or ``Y`` is a Dask array. Every score
     model and order is supported; ``n_components="auto"`` and a regressor decoder are
@@ -186,7 +187,7 @@ def fit_dask(estimator: SteinLatent, X, Y=None) -> SteinLatent:
             Y = _as_dask_2d(da, Y, "Y", row_chunks=X.chunks[0])
     else:
         plan = plan_responses(None, include_features=True, response_type="continuous")
-    seed = seed_of(estimator.random_state)
+    seed = int_seed(estimator.random_state)
     model, fitted = score_model_for(estimator.score_model)
     if not fitted and not getattr(model, "fits_from_moments", False):
         model.fit(_sample_rows(X, estimator.score_sample_size, seed))

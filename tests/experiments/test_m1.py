@@ -1,5 +1,6 @@
 """Tests of the M1 Patch-seq reproduction: splits, read-out, the shared-score shortcut
-(against SteinLatent itself), transductivity, an end-to-end run with a known answer, CLI."""
+(against SteinLatent itself), the score cache, transductivity, an end-to-end run with a
+known answer, CLI."""
 
 from __future__ import annotations
 
@@ -11,18 +12,21 @@ import pytest
 pytest.importorskip("pandas")
 pytest.importorskip("joblib")
 
-from steinlatent import SteinLatent  # noqa: E402
+from steinlatent import PrecomputedStein, SteinLatent  # noqa: E402
 from steinlatent.experiments import m1  # noqa: E402
 from steinlatent.experiments.m1 import (  # noqa: E402
-    StackedStein,
-    _main_task,
-    _supervised_basis,
     add_arguments,
     make_split,
     pca_scores,
     readout_pmse,
     run_m1,
 )
+from steinlatent.experiments.m1._cache import (  # noqa: E402
+    all_cell_score,
+    precomputed,
+    save_data,
+)
+from steinlatent.experiments.m1._tasks import main_task, supervised_basis  # noqa: E402
 from steinlatent.scores import KernelScore  # noqa: E402
 
 PAPER = m1.SCORE_SETTINGS["paper"]
@@ -93,14 +97,14 @@ def test_shared_score_shortcut_equals_steinlatent(N, p):
     Ynan = np.full_like(Y, np.nan)
     Ynan[lab] = Y[lab]
     S = _kernel(**PAPER).fit(X).evaluate(X)
-    st = StackedStein(S, X)
+    st = PrecomputedStein(X, S)
     h = 4
     cases = [
         (SteinLatent(h, order=1, score_model=_kernel(**PAPER), decoder=None).fit(X, Ynan),
-         st.basis(h, Y=Y, labelled=lab)),
+         st.basis(h, Y=Y, labelled=lab, include_features=True)),
         (SteinLatent(h, order=1, score_model=_kernel(**PAPER), include_features=False,
                      decoder=None).fit(X, Ynan),
-         st.basis(h, Y=Y, labelled=lab, features=False)),
+         st.basis(h, Y=Y, labelled=lab, include_features=False)),
         (SteinLatent(h, order=1, score_model=_kernel(**PAPER), decoder=None).fit(X),
          st.basis(h)),
     ]
@@ -119,9 +123,30 @@ def test_supervised_shortcut_equals_steinlatent_on_labelled_cells():
     X = rng.normal(size=(80, 10))
     Y = X[:, :2] @ rng.normal(size=(2, 4)) + 0.1 * rng.normal(size=(80, 4))
     lab = np.arange(30)
-    B = _supervised_basis(X, Y, lab, 3, PAPER, 0)
+    B = supervised_basis(X, Y, lab, 3, PAPER, 0)
     est = SteinLatent(3, order=1, score_model=_kernel(**PAPER), decoder=None).fit(X[lab], Y[lab])
     assert _proj_diff(est.components_.T, B) < 1e-8
+
+
+# ------------------------------------------------------------------ score cache
+def test_all_cell_score_is_cached_by_its_arguments(tmp_path):
+    X, _ = _synthetic(N=60, p=8)
+    cache = tmp_path / "cache"
+    S1, meta1 = all_cell_score(cache, X, PAPER, 0)
+    S2, meta2 = all_cell_score(cache, X, PAPER, 0)
+    assert meta2 == meta1  # the recorded fit time too: nothing was refitted
+    np.testing.assert_array_equal(S1, S2)
+    np.testing.assert_allclose(S1, _kernel(**PAPER).fit(X).evaluate(X), rtol=1e-12)
+    assert {"fit_s", "eval_s", "lam_", "bandwidth_", "bandwidth_multiplier_", "n_iter_",
+            "kappa"} <= set(meta1)
+    # other arguments, another entry
+    S3, _ = all_cell_score(cache, X, {**PAPER, "lam": 1e-3}, 0)
+    assert not np.allclose(S1, S3)
+    S4, _ = all_cell_score(cache, 2 * X, PAPER, 0)
+    assert not np.allclose(S1, S4)
+    # the factored form is that of the cached S
+    st = precomputed(cache, X, PAPER, 0)
+    np.testing.assert_allclose(st.basis(3), PrecomputedStein(X, S1).basis(3), atol=1e-12)
 
 
 # ------------------------------------------------------------------ transductive use
@@ -135,15 +160,10 @@ def _synthetic(N=150, p=30, seed=0):
 
 
 def _task(tmp_path, X, Y):
-    path = tmp_path / "data.npz"
-    np.savez(path, X=X, Y=Y)
-    key = ("file", str(path))
-    m1._DATA_CACHE.pop(key, None)
-    S = _kernel(**PAPER).fit(X).evaluate(X)
-    cache = tmp_path / "S.npz"
-    np.savez(cache, S=S, meta="{}")
-    return {"score": "paper", "rep": 0, "seed": 11, "cache": str(cache), "sup": True,
-            "data_key": key, "h": (2, 4), "n_test": 30, "n_labelled": (20, 40)}
+    return {"score": "paper", "rep": 0, "seed": 11, "setting": PAPER,
+            "cache": str(tmp_path / "cache"), "score_seed": 0, "sup": True,
+            "data_key": save_data(tmp_path, X, Y), "h": (2, 4), "n_test": 30,
+            "n_labelled": (20, 40)}
 
 
 def test_unlabelled_responses_are_never_used(tmp_path):
@@ -154,8 +174,8 @@ def test_unlabelled_responses_are_never_used(tmp_path):
     Y2[unlabelled] = 1e3 * np.random.default_rng(5).normal(size=(len(unlabelled), 4))
     for sub in "abc":
         (tmp_path / sub).mkdir()
-    rows1 = _main_task(_task(tmp_path / "a", X, Y))
-    rows2 = _main_task(_task(tmp_path / "b", X, Y2))
+    rows1 = main_task(_task(tmp_path / "a", X, Y))
+    rows2 = main_task(_task(tmp_path / "b", X, Y2))
     assert len(rows1) == len(rows2) == 2 * (1 + 2 * 5)
     for r1, r2 in zip(rows1, rows2, strict=True):
         assert (r1["method"], r1["h"], r1["n_labelled"]) == (r2["method"], r2["h"],
@@ -164,7 +184,7 @@ def test_unlabelled_responses_are_never_used(tmp_path):
     # ...whereas changing a labelled response does change the semi-supervised result
     Y3 = Y.copy()
     Y3[lab[20]] += 5.0 * np.random.default_rng(6).normal(size=(20, 4))
-    rows3 = _main_task(_task(tmp_path / "c", X, Y3))
+    rows3 = main_task(_task(tmp_path / "c", X, Y3))
     semi1 = [r["pmse"] for r in rows1 if r["method"] == "semi"]
     semi3 = [r["pmse"] for r in rows3 if r["method"] == "semi"]
     assert not np.allclose(semi1, semi3)
@@ -202,8 +222,14 @@ def test_run_m1_end_to_end_recovers_the_known_answer(tmp_path):
     for name in ("summary.csv", "comparisons.csv", "smoothing-summary.csv", "tables.md",
                  "m1_pmse.png", "m1_smoothing.png", "m1-smoothing.csv"):
         assert (tmp_path / name).exists(), name
+    import json
+
+    metas = json.loads((tmp_path / "scores.json").read_text())
+    assert set(metas) == {"paper", "smooth_rel0.1_mult1"}
     df2 = run_m1(tmp_path, **{**kw, "figures": False})
     assert len(df2) == len(df)  # resumed: nothing appended
+    # and no score refitted: the cached fits, recorded times included, were reused
+    assert json.loads((tmp_path / "scores.json").read_text()) == metas
 
 
 # ------------------------------------------------------------------------------ CLI

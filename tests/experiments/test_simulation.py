@@ -26,15 +26,17 @@ from steinlatent.experiments._common import (  # noqa: E402
 from steinlatent.experiments.simulation import (  # noqa: E402
     COLUMNS,
     KEY_COLUMNS,
-    _core_task,
-    _local_task,
-    _row,
-    _stacked_task,
     add_arguments,
     local_peers,
     run_cli,
     simulation_tasks,
     summarize,
+)
+from steinlatent.experiments.simulation._methods import _row  # noqa: E402
+from steinlatent.experiments.simulation._tasks import (  # noqa: E402
+    _core_task,
+    _local_task,
+    _stacked_task,
 )
 from steinlatent.metrics import subspace_distance  # noqa: E402
 

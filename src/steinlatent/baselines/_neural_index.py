@@ -66,11 +66,11 @@ class NeuralIndexModel(
         trains with "default settings" and writes the model without intercepts). Without
         biases the network is positively homogeneous (f(c x) = c f(x) for c > 0, f(0) =
         0): it cannot fit an intercept, and with only r first-layer units each ReLU sees
-        one side of its index. On a simulation of the paper's Section 4 design (n = 9000, p = 30, q = 20, r =
-        3, smooth links) we measured a subspace distance of 1.95 with ``bias=False``
-        (1.77 with centred y) against 2.11 for a random subspace, and 0.035 with
-        ``bias=True``. The default is therefore ``bias=True``; pass ``bias=False`` for
-        the literal formula.
+        one side of its index. On a simulation of the paper's Section 4 design (n = 9000,
+        p = 30, q = 20, r = 3, smooth links) we measured a subspace distance of 1.95
+        with ``bias=False`` (1.77 with centred y) against 2.11 for a random subspace,
+        and 0.035 with ``bias=True``. The default is therefore ``bias=True``; pass
+        ``bias=False`` for the literal formula.
     batch_size : int or float, default=0.005
         An int is the number of samples per batch (capped at n). A float in (0, 1)
         is a fraction of n, rounded half up with a minimum of 1: the paper's 0.5% of

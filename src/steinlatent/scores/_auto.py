@@ -88,8 +88,9 @@ def _as_candidates(candidates, n_samples, n_features, random_state) -> dict[str,
 def heldout_hyvarinen(model: ScoreModel, X) -> float:
     """Minus the Hyvarinen objective mean[|s|^2 / 2 - tr grad s] of a fitted model on X.
 
-    Computed from ``evaluate`` and ``divergence`` (or the Jacobian's trace), the same
-    way for every model, so candidates are compared on one footing. Higher is better.
+    The model's own :meth:`~steinlatent.scores.ScoreModel.score` (the generic formula
+    from ``evaluate`` and ``divergence``, or a family's exact equivalent). Higher is
+    better.
 
     Parameters
     ----------
@@ -101,12 +102,7 @@ def heldout_hyvarinen(model: ScoreModel, X) -> float:
     -------
     float
     """
-    s = np.asarray(model.evaluate(X), dtype=float)
-    if hasattr(model, "divergence"):
-        div = np.asarray(model.divergence(X), dtype=float)
-    else:  # pragma: no cover - every model in the library has a divergence
-        div = np.trace(model.jacobian(X), axis1=1, axis2=2)
-    return float(-np.mean(0.5 * np.einsum("ij,ij->i", s, s) - div))
+    return float(model.score(X))
 
 
 def select_score_model(

@@ -20,7 +20,8 @@ class CallableScore(ScoreModel):
     jac : callable or None, default=None
         ``jac(X) -> (n, p, p)`` returning grad s(x) (entry [i, a, b] is
         d s_a / d x_b); needed for second-order estimators. Without it,
-        :meth:`score` uses central differences of ``func`` for the divergence.
+        :meth:`~steinlatent.scores.ScoreModel.score` uses central differences of ``func``
+        for the divergence.
 
     Examples
     --------

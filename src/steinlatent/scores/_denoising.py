@@ -22,7 +22,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from .._utils import progress
+from .._utils import block_bytes, progress
 from .._validation import check_weights
 from ._base import ScoreModel
 from ._denoising_nets import _ACTIVATIONS, build_network
@@ -34,14 +34,18 @@ _TORCH_HINT = 'DenoisingScore needs PyTorch; install it with: pip install "stein
 # "auto" noise ladder, in standardised units: 10 geometric levels from 1 to 0.1.
 _AUTO_LEVELS = np.geomspace(1.0, 0.1, 10)
 
-# Rows per forward pass at inference, and the number of tensor entries a batch of
-# Jacobian intermediates may hold (2**23 float32 = 32 MiB, float64 = 64 MiB).
+# Rows per forward pass at inference.
 _EVAL_ROWS = 4096
 # Hutchinson probes of divergence() / score() (Rademacher vectors).
 _PROBES = 8
-_JAC_ENTRIES = 2**23
 # Target number of held-out network evaluations per epoch (early-stopping loss).
 _VAL_EVALS = 4096
+
+
+def _jac_entries() -> int:
+    """Tensor entries a batch of Jacobian intermediates may hold: one block's budget
+    in float32 (2**23 entries = 32 MiB at scikit-learn's default working_memory)."""
+    return block_bytes() // 4
 
 
 def _import_torch():
@@ -155,8 +159,10 @@ class DenoisingScore(ScoreModel):
         torch device for training and inference: "cpu", "cuda", "cuda:1", or "auto"
         (CUDA when available, else the CPU). The fitted model stays on that device.
     n_probes : int or None, default=8
-        Rademacher probes of Hutchinson's estimator in :meth:`divergence` (and hence
-        :meth:`score`); None computes the exact trace (n_features backward passes).
+        Rademacher probes of Hutchinson's estimator in
+        :meth:`~steinlatent.scores.ScoreModel.divergence` (and hence
+        :meth:`~steinlatent.scores.ScoreModel.score`); None computes the exact trace
+        (n_features backward passes).
     random_state : int, RandomState instance or None, default=None
         Seeds the train/validation split (numpy), the initial weights and the noise
         (torch). Results are reproducible for a fixed seed, device and thread count.
@@ -586,7 +592,7 @@ class DenoisingScore(ScoreModel):
         return max(self.n_features_in_ + 1, *self._check_hidden())
 
     def _eval_rows(self) -> int:
-        return int(np.clip(4 * _JAC_ENTRIES // self._width(), 1, _EVAL_ROWS))
+        return int(np.clip(4 * _jac_entries() // self._width(), 1, _EVAL_ROWS))
 
     def evaluate(self, X, sigma: float | None = None) -> np.ndarray:
         """Return the smoothed score s_sigma(X) = -grad log p_sigma(X), shape (n, p).
@@ -654,18 +660,6 @@ class DenoisingScore(ScoreModel):
             out[sl] = acc.detach().cpu().numpy() / (1 if exact else probes)
         return out / sigma
 
-    def score(self, X, y=None) -> float:
-        """Minus the Hyvarinen objective, mean[|s|^2 / 2 - tr grad s], on ``X``.
-
-        Higher is better, as in :class:`~steinlatent.scores.ScoreModel`. The trace comes
-        from :meth:`divergence` (Hutchinson's estimator, seeded, unless
-        ``n_probes=None``). This measures s_sigma as a score of the *clean* data at the
-        rows of X, so it compares models at the same smallest noise level; the
-        smoothing itself costs objective (a smaller sigma fits the clean data better).
-        """
-        s = self.evaluate(X)
-        return float(-np.mean(0.5 * np.einsum("ij,ij->i", s, s) - self.divergence(X)))
-
     def jacobian(self, X) -> np.ndarray:
         """Return grad s_sigma(X), shape (n, p, p); [i, a, b] = d s_a / d x_b at x_i.
 
@@ -678,7 +672,7 @@ class DenoisingScore(ScoreModel):
             return net(z, log_sig)
 
         jac = torch.func.vmap(torch.func.jacrev(f_one))
-        rows = max(1, _JAC_ENTRIES // (p * self._width()))
+        rows = max(1, _jac_entries() // (p * self._width()))
         out = np.empty((n, p, p))
         for start in range(0, n, rows):
             sl = slice(start, start + rows)
@@ -702,7 +696,7 @@ class DenoisingScore(ScoreModel):
         n, p = Z.shape
         w = check_weights(w, n)
         rows = min(n, 1024)
-        chunk = max(1, min(p, _JAC_ENTRIES // (rows * self._width())))
+        chunk = max(1, min(p, _jac_entries() // (rows * self._width())))
         sss = np.zeros((p, p))
         jsum = np.zeros((p, p))
         for start in range(0, n, rows):

@@ -7,7 +7,8 @@ import warnings
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
-from .._sufficient import chunk_rows, weighted_gram
+from .._sufficient import weighted_gram
+from .._utils import chunk_rows
 from .._validation import check_weights
 from ._base import ScoreModel
 

@@ -18,18 +18,15 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from .._utils import block_bytes, cache_bytes
 from ._base import ScoreModel
 
 __all__ = ["KDEScore"]
 
-# Row blocks hold at most this many float64 entries per temporary (~32 MiB).
-_BLOCK_ENTRIES = 4_000_000
 # Default search grid, in units of the median nearest-neighbour distance (ratio ~1.41).
 _GRID_LOW, _GRID_HIGH, _GRID_SIZE = 1.0 / 16.0, 4.0, 13
 # How often the grid is extended when the best bandwidth sits at one of its ends.
 _MAX_EXTENSIONS = 4
-# Neighbourhoods cached for the bandwidth search up to this many pairs (~90 MiB).
-_CACHE_ENTRIES = 10_000_000
 # Rows used for the median nearest-neighbour distance of large training sets.
 _MEDIAN_ROWS = 2000
 # Pairs whose expanded squared distance is below this multiple of eps (|a|^2 + |b|^2)
@@ -274,7 +271,8 @@ class KDEScore(ScoreModel):
             for start in range(0, len(test), ref.block(1)):
                 blocks.append((ref, test[start:start + ref.block(1)]))
         m = state.Xc.shape[0] if state.nn is None else state._k_query()
-        cache = n * m <= _CACHE_ENTRIES
+        # Neighbourhoods (a distance and an index per pair) are cached when they fit.
+        cache = 16 * n * m <= cache_bytes()
         nbs = [ref.neighbourhoods(state.Xc[rows], True) if cache else None
                for ref, rows in blocks]
 
@@ -515,7 +513,7 @@ class _State:
 
     def block(self, per_row):
         m = self.Xc.shape[0] if self.nn is None else self._k_query()
-        return max(1, _BLOCK_ENTRIES // max(1, m * max(per_row, 1)))
+        return max(1, block_bytes() // (8 * max(1, m * max(per_row, 1))))
 
     def _k_query(self):
         return min(self.Xc.shape[0], int(self.n_neighbors) + self.max_dup)

@@ -80,7 +80,8 @@ class KernelField:
     def score(self, X, y=None) -> float:
         """Minus the Hyvarinen objective mean[|s|^2 / 2 - tr grad s] on ``X``.
 
-        Higher is better (see :meth:`ScoreModel.score`); one pass for both terms.
+        Higher is better (see :meth:`~steinlatent.scores.ScoreModel.score`); one pass for
+        both terms.
         """
         res = self._eval(X, value=True, trace=True)[1]
         g = res["value"]

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._utils import block_bytes
+
 __all__ = [
     "WeightedSum",
     "PROFILES",
@@ -27,8 +29,6 @@ __all__ = [
     "median_distance",
 ]
 
-# Blocks of centres in weighted outer-product sums hold at most this many entries.
-_OUTER_ENTRIES = 1 << 22
 
 
 def sq_dists(A: np.ndarray, B: np.ndarray, a2=None, b2=None) -> np.ndarray:
@@ -113,7 +113,7 @@ def _weighted_cross(W: np.ndarray, Y: np.ndarray, Z: np.ndarray) -> np.ndarray:
     nq, M = W.shape
     d = Y.shape[1]
     out = np.zeros((nq, d, d))
-    block = _OUTER_ENTRIES // (d * d)
+    block = block_bytes() // (8 * d * d)  # centres per block of outer products
     if block >= 64:
         flat = out.reshape(nq, d * d)
         for s in range(0, M, block):

@@ -12,7 +12,7 @@ from scipy.special import gammaln
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval
 
-from .._sufficient import chunk_rows
+from .._utils import chunk_rows
 from ._elliptical import EllipticalScore, inverse_covariance
 
 __all__ = ["StudentTScore"]

@@ -2,20 +2,10 @@
 
 from __future__ import annotations
 
+from .._figures import import_pyplot
 from ._tables import summarize
 
 __all__ = ["plot_m1", "plot_smoothing"]
-
-
-def _plt():
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as exc:  # pragma: no cover - matplotlib ships with the extras
-        raise ImportError('Figures need matplotlib: pip install "steinlatent[plot]"') from exc
-    return plt
 
 
 _STYLE = {"semi": ("C3", "o", "semi-supervised"), "sup": ("C0", "s", "supervised (labelled only)"),
@@ -25,7 +15,7 @@ _STYLE = {"semi": ("C3", "o", "semi-supervised"), "sup": ("C0", "s", "supervised
 
 def plot_m1(df, path) -> None:
     """Median PMSE against h, one panel per (score setting, labelled-set size), like Fig. 4."""
-    plt = _plt()
+    plt = import_pyplot()
     summ = summarize(df)
     scores = list(summ.score.unique())
     nlabs = sorted(summ.n_labelled.unique())
@@ -56,7 +46,7 @@ def plot_m1(df, path) -> None:
 
 def plot_smoothing(sm, path, *, n_labelled: int = 50) -> None:
     """Median paired PMSE difference (unsup - PCA, semi - PCA) against lam / kappa."""
-    plt = _plt()
+    plt = import_pyplot()
     if n_labelled not in set(sm.n_labelled):
         n_labelled = int(sm.n_labelled.max())
     hs = [h for h in (4, 6, 8) if h in set(sm.h)]

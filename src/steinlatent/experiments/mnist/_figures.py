@@ -26,9 +26,9 @@ def plot_mnist(out) -> list[Path]:
     """Fig. 3 layout (NRSE, SSIM, accuracy against h; medians) and the smoothing ablation."""
     import pandas as pd
 
-    from .._figures import _import_pyplot
+    from .._figures import import_pyplot
 
-    plt = _import_pyplot()
+    plt = import_pyplot()
     out = Path(out)
     summ = summarize(load_results(out))
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))

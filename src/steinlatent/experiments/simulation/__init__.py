@@ -61,7 +61,7 @@ The study reads as its modules:
 * ``_tasks``: the task list and what one task of each group computes;
 * ``_runner``: ``run_simulation``, the resumable run over the tasks;
 * ``_tables``, ``_figures``: what is written to the output folder (the Fig. 2 layout
-  itself is :func:`steinlatent.experiments._figures.plot_simulation`);
+  itself is ``_fig2.plot_simulation``);
 * ``_cli``: ``steinlatent reproduce simulation --quick|--full --out DIR``.
 """
 

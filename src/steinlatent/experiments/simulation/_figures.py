@@ -1,13 +1,14 @@
 """The pooling figure: the paper's Stein rows beside the stacked rows and local peers.
 
 The figures in the layout of the paper's Fig. 2 are
-:func:`steinlatent.experiments._figures.plot_simulation`.
+``_fig2.plot_simulation``.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from .._figures import import_pyplot
 from ._config import LINKS, LOCAL_METHODS, STACKED_METHODS, X_DISTS
 from ._tables import summarize
 
@@ -35,11 +36,7 @@ def plot_pooling(df, out) -> list:
 
     Each panel's legend gives the repetitions behind each line (min over n).
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = import_pyplot()
     summ = summarize(df)
     summ = summ[summ.method.isin(POOLING_STYLE) & summ.link.ne("linear")]
     paths = []

@@ -156,7 +156,7 @@ def run_simulation(
     summarize(df).to_csv(out / "summary.csv", index=False)
     (out / "tables.md").write_text(report_tables(df))
     if figures:
-        from .._figures import plot_simulation
+        from ._fig2 import plot_simulation
 
         plot_simulation(df, out)
         if df.method.isin(STACKED_METHODS + LOCAL_METHODS).any():

@@ -84,7 +84,8 @@ def main(argv=None) -> None:
                     est = SteinLatent(r, random_state=0, **kw).fit(X * 10.0**e, Yk)
                 except Exception as exc:
                     c["crash"] += 1
-                    print(f"crash: case {case}, {name}, e = {e:.1f}: {exc!r}"[:200], flush=True)
+                    msg = f"crash: case {case}, {name}, e = {e:.1f}: {exc!r}"
+                    print(msg[:200], flush=True)
                     continue
             lam = _spectrum(ref)
             if lam is None or len(lam) <= r or lam[r - 1] < 1.5 * lam[r]:
@@ -98,7 +99,8 @@ def main(argv=None) -> None:
             print(f"[{time.perf_counter() - t0:7.1f} s] {case + 1} cases", flush=True)
     print(f"\n{args.cases} cases, seed {args.seed}, scales 10^U(-150, 150), "
           f"n in [200, 2000], p in [3, 8], r = {r}\n")
-    print("| setting | cases | crashes | checked (spectral gap) | wrong subspace | worst distance |")
+    print("| setting | cases | crashes | checked (spectral gap) | wrong subspace "
+          "| worst distance |")
     print("|---|---|---|---|---|---|")
     for name, c in counts.items():
         print(f"| {name} | {c['cases']} | {c['crash']} | {c['checked']} | {c['wrong']} | "

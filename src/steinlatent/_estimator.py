@@ -299,20 +299,24 @@ class SteinLatent(
                               response_expansion=self.response_expansion,
                               n_components=self.n_components, order=self.order,
                               pooling=self.pooling)
+        labels = None
         if plan.supervised:
-            # All rows are at hand: check them once, so that errors name Y rather than
-            # a block, and accumulate the feature block only when x joins the
-            # responses (semi-supervised, or asked for).
+            # All rows are at hand: encode and check them once, so that errors name Y
+            # rather than a block and the accumulator reads views of the encoded
+            # labels; accumulate the feature block only when x joins the responses
+            # (semi-supervised, or asked for).
             Y_raw = Y
-            L, labelled = plan.encode(Y, X.shape[0])
+            L, labelled = labels = plan.encode(Y, X.shape[0])
             if plan.include_features == "auto":
                 plan = replace(plan, features=not labelled.all())
-            # The blocks are encoded again by the accumulator: hand it plain arrays.
-            Y = np.asarray(Y).reshape(-1) if plan.categorical else np.where(
-                labelled[:, None], L, np.nan)
-            if plan.expansion is not None:  # the accumulator expands y block by block
+            # Y as the selectors read it: labels, or floats with NaN on unlabelled rows.
+            if plan.categorical:
+                Y = np.asarray(Y).reshape(-1)
+            elif plan.expansion is not None:
                 Y = np.where(labelled, np.asarray(Y_raw, dtype=np.float64).reshape(-1),
                              np.nan)
+            else:
+                Y = L if labelled.all() else np.where(labelled[:, None], L, np.nan)
         # Far from unit scale (|log2| of the spread above 40), third moments under- or
         # overflow: fit on X / c for a power of two c and answer for X (ScaledScore).
         scale = data_scale(X) if not _is_frozen(self.score_model) else 1.0
@@ -332,7 +336,7 @@ class SteinLatent(
         order = self._order(plan, model, X.shape[1], Y, pooling)
         acc = new_accumulator(model, fitted, plan, order=order, noise_floor=self.noise_floor,
                               pooling=pooling, seed=int_seed(self.random_state))
-        accumulate(acc, X, Y)
+        accumulate(acc, X, labels=labels)
         try:
             result = finish(acc, order=order, include_features=self.include_features,
                             pooling=pooling, noise_floor=self.noise_floor,

@@ -129,8 +129,17 @@ def new_accumulator(model, fitted: bool, plan: ResponsePlan, *, order, noise_flo
     return make_accumulator(model, plan, spec, fitted=fitted)
 
 
-def accumulate(acc, X: np.ndarray, Y=None):
-    """Run an accumulator over the rows of in-memory X (and Y) in row blocks."""
+def accumulate(acc, X: np.ndarray, Y=None, *, labels=None):
+    """Run an accumulator over the rows of in-memory X (and Y) in row blocks.
+
+    ``labels``: (L, labelled) of ``plan.encode`` for all rows, given instead of Y when
+    the caller has encoded and checked Y already (``fit``); the blocks are then views.
+    """
+    if labels is not None:
+        L, labelled = labels
+        for sl in gen_batches(X.shape[0], block_rows(X.shape[1] + L.shape[1])):
+            acc.update_encoded(X[sl], L[sl], labelled[sl])
+        return acc
     q = 0 if Y is None else (np.shape(Y)[1] if np.ndim(Y) == 2 else 1)
     for sl in gen_batches(X.shape[0], block_rows(X.shape[1] + q)):
         acc.update(X[sl], None if Y is None else _safe_rows(Y, sl))

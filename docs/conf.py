@@ -142,9 +142,8 @@ import re  # noqa: E402
 # The docstrings are written to read well as plain text (``help()``): fitted attributes
 # as ``name_`` and absolute values as ``|x|``. In reStructuredText the first is a
 # hyperlink reference and the second a substitution, both errors. Escape the two, and
-# nothing else, outside inline literals and code, and keep custom sections such as
-# "When each order fails" (see _keep_custom_sections); STEINLATENT_DOCS_STRICT=1 turns
-# this off to see the raw docstrings' errors.
+# nothing else, outside inline literals and code; STEINLATENT_DOCS_STRICT=1 turns this
+# off to see the raw docstrings' errors.
 _LITERAL = re.compile(r"(``.+?``|`[^`]+`|:[a-z:]+:`[^`]+`)")
 _TRAILING_UNDERSCORE = re.compile(r"(?<![\\\w`*])([A-Za-z][A-Za-z0-9_]*?)_(?![\w`])")
 _BAR = re.compile(r"(?<!\\)\|")
@@ -157,33 +156,9 @@ def _escape_plain(text: str) -> str:
     return "".join(parts)
 
 
-_NUMPYDOC_SECTIONS = {
-    "parameters", "returns", "yields", "receives", "raises", "warns", "other parameters",
-    "attributes", "methods", "see also", "notes", "warnings", "references", "examples",
-}
-
-
-def _keep_custom_sections(lines):
-    """Turn a custom section before the standard ones into a rubric, in place.
-
-    numpydoc drops sections it does not know (with a UserWarning, not a Sphinx
-    warning), so "When each order fails" would vanish from the page. Before the first
-    standard section it is part of the extended summary, so a rubric keeps it.
-    """
-    for i in range(len(lines) - 1):
-        title, rule = lines[i].strip(), lines[i + 1].strip()
-        if not title or not rule or set(rule) != {"-"} or len(rule) < len(title):
-            continue
-        if title.lower() in _NUMPYDOC_SECTIONS:
-            return  # standard sections from here on: numpydoc's business
-        indent = lines[i][: len(lines[i]) - len(lines[i].lstrip())]
-        lines[i], lines[i + 1] = f"{indent}.. rubric:: {title}", ""
-
-
 def _escape_docstring(app, what, name, obj, options, lines):
     if os.environ.get("STEINLATENT_DOCS_STRICT") == "1":
         return
-    _keep_custom_sections(lines)
     in_code, code_indent = False, 0
     for i, line in enumerate(lines):
         stripped = line.lstrip()

@@ -84,17 +84,6 @@ class SteinLatent(
     Stein matrix of the responses multiplied by random signs (a sum over rows, so it is
     the same on every path).
 
-    When each order fails
-    ---------------------
-    First order is blind to links with E[grad f] = 0 (even links such as cos or cosh
-    about the centre); use ``order=2`` or ``"both"``. Second order is blind to links
-    whose Hessians cancel (linear links): its Stein matrix is then pure noise, which
-    ``fit`` detects and warns about. Unsupervised first order with an *exact* score is
-    the identity matrix (Stein's lemma: E[s(x) x^T] = I), so it carries signal only
-    through a smoothed score (kernel, denoising, or a shrunk Gaussian); with an
-    unsmoothed score ``fit`` raises :class:`~steinlatent.exceptions.DegenerateSteinMatrixError`
-    and points to ``order=2``.
-
     Parameters
     ----------
     n_components : int or "auto", default=2
@@ -205,6 +194,16 @@ class SteinLatent(
 
     Notes
     -----
+    When each order fails: first order is blind to links with E[grad f] = 0 (even
+    links such as cos or cosh about the centre); use ``order=2`` or ``"both"``.
+    Second order is blind to links whose Hessians cancel (linear links): its Stein
+    matrix is then pure noise, which ``fit`` detects and warns about. Unsupervised
+    first order with an *exact* score is the identity matrix (Stein's lemma:
+    E[s(x) x^T] = I), so it carries signal only through a smoothed score (kernel,
+    denoising, or a shrunk Gaussian); with an unsmoothed score ``fit`` raises
+    :class:`~steinlatent.exceptions.DegenerateSteinMatrixError` and points to
+    ``order=2``.
+
     Precision: every input is converted to float64 and ``transform`` returns float64,
     also for float32 X (unlike PCA, which keeps float32). The second-order sums are
     third moments of x, whose cancellations lose most of float32's 24 bits; the

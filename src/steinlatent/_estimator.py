@@ -337,9 +337,7 @@ class SteinLatent(
                               pooling=pooling, seed=int_seed(self.random_state))
         accumulate(acc, X, labels=labels)
         try:
-            result = finish(acc, order=order, include_features=self.include_features,
-                            pooling=pooling, noise_floor=self.noise_floor,
-                            n_components=self.n_components, plan=plan)
+            result = self._finish(acc, plan, order, pooling)
         except NotEnoughData as exc:
             raise ValueError(str(exc)) from None
         self._set_fitted(result, X=X, Y=Y, score_selection=selection, scale=scale)
@@ -392,6 +390,16 @@ class SteinLatent(
         )
 
     # ------------------------------------------------------------ fitted state
+    def _finish(self, acc, plan, order, pooling):
+        """Step 4 with this estimator's settings, for fit, partial_fit and Dask alike.
+
+        Raises :class:`~steinlatent._pipeline.NotEnoughData` when the sums cannot give a
+        fit yet: ``fit`` and Dask turn it into a ValueError, ``partial_fit`` waits.
+        """
+        return finish(acc, order=order, include_features=self.include_features,
+                      pooling=pooling, noise_floor=self.noise_floor,
+                      n_components=self.n_components, plan=plan)
+
     def _set_fitted(self, result: FitResult, *, X=None, Y=None, score_selection=None,
                     scale: float = 1.0):
         """Assign every fitted attribute from one result; clear those that do not apply.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from numbers import Integral, Real
+from numbers import Integral
 
 import numpy as np
 from sklearn.base import BaseEstimator
@@ -13,7 +13,7 @@ from sklearn.utils.validation import validate_data
 from ._estimator import SteinLatent
 from ._refine import refine_subspace, standardise_responses
 from ._responses import looks_categorical
-from ._subspace import SupervisedSubspaceMixin
+from ._subspace import LOCAL_FIT_CONSTRAINTS, SupervisedSubspaceMixin
 from ._validation import check_responses
 
 __all__ = ["RefinedSteinLatent"]
@@ -155,12 +155,7 @@ class RefinedSteinLatent(SupervisedSubspaceMixin, BaseEstimator):
         "method": [StrOptions({"mave", "opg"})],
         "score_model": "no_validation",  # SteinLatent checks it
         "response_type": [StrOptions({"auto", "continuous", "categorical"})],
-        "n_anchors": [Interval(Integral, 1, None, closed="left")],
-        "bandwidth": [StrOptions({"auto", "cv"}), Interval(Real, 0, None, closed="neither")],
-        "alpha": [Interval(Real, 0, None, closed="left")],
-        "max_iter": [Interval(Integral, 0, None, closed="left")],
-        "tol": [Interval(Real, 0, None, closed="left")],
-        "random_state": ["random_state"],
+        **LOCAL_FIT_CONSTRAINTS,
     }
 
     def __init__(
@@ -254,12 +249,7 @@ class RefinedSteinLatent(SupervisedSubspaceMixin, BaseEstimator):
             n_components=r,
             method=self.method,
             space="full",
-            n_anchors=self.n_anchors,
-            bandwidth=self.bandwidth,
-            alpha=self.alpha,
-            max_iter=self.max_iter,
-            tol=self.tol,
-            random_state=self.random_state,
+            **self._local_fit_params(),
         )
         self.n_start_ = k0
         self.start_components_ = stein.components_.copy()

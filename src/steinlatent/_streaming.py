@@ -22,7 +22,7 @@ import numpy as np
 from sklearn.base import clone
 from sklearn.utils.validation import check_array, validate_data
 
-from ._pipeline import NotEnoughData, accumulate, finish, new_accumulator
+from ._pipeline import NotEnoughData, accumulate, new_accumulator
 from ._utils import int_seed
 
 __all__ = ["StreamingMixin", "check_finite_chunk"]
@@ -212,10 +212,7 @@ class StreamingMixin:
         stream.n_chunks += 1
         self._stream = stream
         try:
-            result = finish(stream.acc, order=stream.order,
-                            include_features=self.include_features, pooling=stream.pooling,
-                            noise_floor=self.noise_floor, n_components=self.n_components,
-                            plan=stream.plan)
+            result = self._finish(stream.acc, stream.plan, stream.order, stream.pooling)
         except NotEnoughData as exc:
             self._wait(str(exc), stream.acc.n_samples)
             return self

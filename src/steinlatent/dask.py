@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ._pipeline import NotEnoughData, finish, new_accumulator, score_model_for
+from ._pipeline import NotEnoughData, new_accumulator, score_model_for
 from ._responses import looks_categorical, plan_responses
 from ._streaming import check_finite_chunk
 from ._utils import int_seed
@@ -215,9 +215,7 @@ def fit_dask(estimator: SteinLatent, X, Y=None) -> SteinLatent:
     estimator.__dict__.pop("_stream", None)
     estimator.n_features_in_ = p
     try:
-        result = finish(acc, order=order, include_features=estimator.include_features,
-                        pooling=pooling, noise_floor=estimator.noise_floor,
-                        n_components=estimator.n_components, plan=plan)
+        result = estimator._finish(acc, plan, order, pooling)
     except NotEnoughData as exc:
         raise ValueError(str(exc)) from None
     return estimator._set_fitted(result)

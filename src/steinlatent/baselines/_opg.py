@@ -8,15 +8,15 @@ local-linear fits of the responses around anchor points; the numerical core (one
 
 from __future__ import annotations
 
-from numbers import Integral, Real
+from numbers import Integral
 
 import numpy as np
 from sklearn.base import BaseEstimator
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import validate_data
 
 from .._refine import refine_subspace, standardise_responses
-from .._subspace import SupervisedSubspaceMixin
+from .._subspace import LOCAL_FIT_CONSTRAINTS, SupervisedSubspaceMixin
 
 __all__ = ["OPG", "MAVE"]
 
@@ -29,12 +29,7 @@ class _LocalLinearBase(SupervisedSubspaceMixin, BaseEstimator):
     _parameter_constraints: dict = {
         "n_components": [Interval(Integral, 1, None, closed="left")],
         "refine": ["boolean"],
-        "n_anchors": [Interval(Integral, 1, None, closed="left")],
-        "bandwidth": [StrOptions({"auto", "cv"}), Interval(Real, 0, None, closed="neither")],
-        "alpha": [Interval(Real, 0, None, closed="left")],
-        "max_iter": [Interval(Integral, 0, None, closed="left")],
-        "tol": [Interval(Real, 0, None, closed="left")],
-        "random_state": ["random_state"],
+        **LOCAL_FIT_CONSTRAINTS,
     }
 
     def __init__(
@@ -89,12 +84,7 @@ class _LocalLinearBase(SupervisedSubspaceMixin, BaseEstimator):
             n_components=self.n_components,
             method=self._method,
             refine=self.refine,
-            n_anchors=self.n_anchors,
-            bandwidth=self.bandwidth,
-            alpha=self.alpha,
-            max_iter=self.max_iter,
-            tol=self.tol,
-            random_state=self.random_state,
+            **self._local_fit_params(),
         )
         self.mean_ = X.mean(axis=0)
         self._set_refinement(res)

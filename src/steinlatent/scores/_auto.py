@@ -85,26 +85,6 @@ def _as_candidates(candidates, n_samples, n_features, random_state) -> dict[str,
     return out
 
 
-def heldout_hyvarinen(model: ScoreModel, X) -> float:
-    """Minus the Hyvarinen objective mean[|s|^2 / 2 - tr grad s] of a fitted model on X.
-
-    The model's own :meth:`~steinlatent.scores.ScoreModel.score` (the generic formula
-    from ``evaluate`` and ``divergence``, or a family's exact equivalent). Higher is
-    better.
-
-    Parameters
-    ----------
-    model : ScoreModel
-        A fitted score model.
-    X : array-like of shape (n_samples, n_features)
-
-    Returns
-    -------
-    float
-    """
-    return float(model.score(X))
-
-
 def select_score_model(
     X,
     Y=None,
@@ -237,7 +217,7 @@ def select_score_model(
             try:
                 if Y is None:
                     fitted = clone(model).fit(X[train])
-                    vals.append(heldout_hyvarinen(fitted, X[test]))
+                    vals.append(fitted.score(X[test]))  # minus the Hyvarinen objective
                 else:
                     Yt = labels if classify else Y2
                     vals.append(_prediction_criterion(

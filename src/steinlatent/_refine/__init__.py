@@ -19,44 +19,71 @@ One pass
 --------
 A pass is one sweep over the rows that adds, for each of A anchor rows, kernel-weighted
 sums of [1, c, c c^T, r, c r^T] (:class:`LocalLinearSums`): O(n A m^2) time, linear in
-n, the same over numpy chunks or Dask blocks. OPG (Xia, Tong, Li & Zhu 2002) reads the
-local-linear slopes from them and keeps the top eigenvectors of their mean outer product;
-MAVE (same paper) alternates local fits in K^T c with a least-squares step for K
-(:func:`mave_step`, or :class:`MaveStepSums` when the local fits are only d-dimensional).
+n, the same over numpy chunks, a memory-mapped file or Dask blocks (the row sources of
+``_rows``). OPG (Xia, Tong, Li & Zhu 2002) reads the local-linear slopes from them and
+keeps the top eigenvectors of their mean outer product; MAVE (same paper) alternates
+local fits in K^T c with a least-squares step for K (:func:`mave_step`, or
+:class:`MaveStepSums` when the local fits are only d-dimensional).
 
 Refinement (rOPG, rMAVE) repeats the pass with the kernel in the current estimate until
-the subspace stops moving (:func:`refine_subspace`).
+the subspace stops moving (:func:`refine_from`).
 
 Modules
 -------
+* ``_rows``: row sources (arrays in memory or on disk; ``_dask_rows``: Dask) and the
+  moments pass;
+* ``_problem``: what the passes of one fit share (whitening, anchors, responses);
 * ``_coordinates``: whitening, responses on one scale, anchor rows;
 * ``_local_sums``: :class:`LocalLinearSums`, the local fits and OPG directions from it;
 * ``_mave``: MAVE's K-step, from per-anchor sums or from row sums;
-* ``_bandwidth``: the bandwidth rule and the leave-one-out bandwidth check;
-* ``_driver``: :func:`refine_subspace`, the first pass and the refinement passes.
+* ``_bandwidth``: the bandwidth rule;
+* ``_criterion``: leave-one-out errors at the anchors (bandwidth checks, choice among
+  candidate subspaces);
+* ``_driver``: the first pass and the refinement passes (:func:`refine_from`,
+  :func:`refine_subspace`).
 """
 
 from __future__ import annotations
 
-from ._bandwidth import CV_FACTORS, GLOBAL_FACTOR, bandwidth_rule, cv_bandwidth
-from ._coordinates import choose_anchors, standardise_responses, to_feature_space, whitening
-from ._driver import RefineResult, refine_subspace
+from ._bandwidth import CV_FACTORS, GLOBAL_FACTOR, bandwidth_rule
+from ._coordinates import (
+    choose_anchors,
+    standardise_responses,
+    to_feature_space,
+    whitening,
+    whitening_map,
+)
+from ._criterion import CRITERION_FACTORS, anchor_losses, best_factor, choose
+from ._driver import RefineResult, first_pass, refine_from, refine_subspace
 from ._local_sums import LocalLinearSums, opg_directions
 from ._mave import MaveStepSums, mave_step
+from ._problem import LocalProblem, prepare
+from ._rows import ArrayRows, MomentSums, ResponseMap
 
 __all__ = [
+    "ArrayRows",
+    "CRITERION_FACTORS",
     "CV_FACTORS",
     "GLOBAL_FACTOR",
     "LocalLinearSums",
-    "RefineResult",
-    "bandwidth_rule",
-    "choose_anchors",
-    "cv_bandwidth",
+    "LocalProblem",
     "MaveStepSums",
+    "MomentSums",
+    "RefineResult",
+    "ResponseMap",
+    "anchor_losses",
+    "bandwidth_rule",
+    "best_factor",
+    "choose",
+    "choose_anchors",
+    "first_pass",
     "mave_step",
     "opg_directions",
+    "prepare",
+    "refine_from",
     "refine_subspace",
     "standardise_responses",
     "to_feature_space",
     "whitening",
+    "whitening_map",
 ]

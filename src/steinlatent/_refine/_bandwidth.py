@@ -28,9 +28,8 @@ from numbers import Real
 import numpy as np
 from scipy import optimize
 
-from ._local_sums import LocalLinearSums, _local_fits
 
-__all__ = ["CV_FACTORS", "GLOBAL_FACTOR", "bandwidth_rule", "cv_bandwidth"]
+__all__ = ["CV_FACTORS", "GLOBAL_FACTOR", "bandwidth_rule"]
 
 
 def _kernel_mass(h: float, d: int) -> float:
@@ -79,36 +78,6 @@ def bandwidth_rule(n_samples: int, kernel_dim: int, n_slopes: int, *, neighbours
 CV_FACTORS = (0.5, 0.7, 1.0, 1.4, 2.0, 2.8, 4.0, 8.0, 16.0, 1000.0)
 #: Multiple of the rule's bandwidth that makes the local fits global (linearity check).
 GLOBAL_FACTOR = 1000.0
-
-
-def cv_bandwidth(X, R, mean, W, anchor_rows, K, h0, *, alpha=1e-3, factors=CV_FACTORS):
-    """Leave-one-out choice of the bandwidth of local-linear fits in the projection K^T c.
-
-    Each anchor is a row of the data; its fit without its own row (its weight is 1,
-    subtracted from the sums) predicts its responses. Returns the multiple of ``h0``
-    in ``factors`` with the smallest mean squared prediction error over the anchors,
-    and the errors. One sweep of r-dimensional sums per candidate.
-    """
-    d = K.shape[1]
-    WK = W @ K
-    U = (X[anchor_rows] - mean) @ WK
-    Ra = R[anchor_rows]
-    errors = []
-    for f in factors:
-        acc = LocalLinearSums(mean, WK, U, np.eye(d), float(f * h0), R.shape[1])
-        st = acc.update(X, R).finalize()
-        # Remove each anchor's own row (kernel weight exp(0) = 1).
-        st["S0"] = st["S0"] - 1.0
-        st["S1"] = st["S1"] - U
-        st["S2"] = st["S2"] - U[:, :, None] * U[:, None, :]
-        st["T0"] = st["T0"] - Ra
-        st["T1"] = st["T1"] - U[:, :, None] * Ra[:, None, :]
-        ok = st["S0"] > 1e-8
-        a, _ = _local_fits(st, np.eye(d), alpha)
-        err = np.where(ok[:, None], (Ra - a) ** 2, Ra**2)
-        errors.append(float(err.mean()))
-    best = int(np.argmin(errors))
-    return float(factors[best] * h0), np.asarray(errors)
 
 
 def _resolve_bandwidth(bandwidth, n, d, m, neighbours):

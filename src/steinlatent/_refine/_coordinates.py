@@ -13,7 +13,8 @@ import numpy as np
 from sklearn.utils import check_random_state
 from sklearn.utils.extmath import svd_flip
 
-__all__ = ["choose_anchors", "standardise_responses", "to_feature_space", "whitening"]
+__all__ = ["choose_anchors", "standardise_responses", "to_feature_space", "whitening",
+           "whitening_map"]
 
 
 def standardise_responses(Y, X=None) -> np.ndarray:
@@ -93,18 +94,24 @@ def whitening(X, V=None, *, mean=None):
     X = np.asarray(X, dtype=np.float64)
     mean = X.mean(axis=0) if mean is None else np.asarray(mean, dtype=np.float64)
     Xc = X - mean
-    P = Xc if V is None else Xc @ V
-    S = P.T @ P / X.shape[0]
+    return mean, whitening_map(Xc.T @ Xc / X.shape[0], V)
+
+
+def whitening_map(cov, V=None) -> np.ndarray:
+    """W = V (V^T cov V)^{-1/2} (V = I when None), from a covariance matrix.
+
+    Raises a ValueError naming the cure when the (projected) covariance is singular.
+    """
+    S = cov if V is None else V.T @ cov @ V
     vals, vecs = np.linalg.eigh(0.5 * (S + S.T))
-    if vals[0] <= 1e-12 * max(vals[-1], 1e-300):
+    if not vals[0] > 1e-12 * max(vals[-1], 1e-300):
         raise ValueError(
             "The features are collinear (their covariance matrix is singular): remove "
             "constant or duplicated features, e.g. with "
             "sklearn.feature_selection.VarianceThreshold or a PCA, before refining."
         )
     inv_root = (vecs / np.sqrt(vals)) @ vecs.T
-    W = inv_root if V is None else V @ inv_root
-    return mean, W
+    return inv_root if V is None else V @ inv_root
 
 
 def to_feature_space(W, K) -> np.ndarray:

@@ -3,30 +3,32 @@
 Refinement (rOPG, rMAVE) repeats the pass with the kernel in the current estimate
 K (d = n_components) until the subspace moves by less than ``tol``; the MAVE passes
 end with a leave-one-out check of whether global linear fits predict as well as the
-local ones (:func:`steinlatent._refine.cv_bandwidth`).
+local ones (:mod:`steinlatent._refine._criterion`). Every pass is one sweep of the row
+source of a :class:`~._problem.LocalProblem`, so the same code runs in memory, on a
+memory-mapped file and on Dask.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
-from sklearn.utils import gen_batches
 
-from .._utils import cache_bytes
 from ..metrics import subspace_distance
-from ._bandwidth import CV_FACTORS, GLOBAL_FACTOR, _resolve_bandwidth, cv_bandwidth
-from ._coordinates import choose_anchors, standardise_responses, to_feature_space, whitening
-from ._local_sums import LocalLinearSums, _block_rows, _local_fits, opg_directions
+from ._bandwidth import CV_FACTORS, GLOBAL_FACTOR
+from ._coordinates import to_feature_space, whitening_map
+from ._criterion import anchor_losses, best_factor
+from ._local_sums import LocalLinearSums, _local_fits, opg_directions
 from ._mave import MaveStepSums, mave_step
+from ._problem import prepare
+from ._rows import ArrayRows
 
-__all__ = ["RefineResult", "refine_subspace"]
-
+__all__ = ["RefineResult", "first_pass", "refine_from", "refine_subspace"]
 
 
 @dataclass
 class RefineResult:
-    """Outcome of :func:`refine_subspace`.
+    """Outcome of :func:`refine_from` / :func:`refine_subspace`.
 
     Attributes
     ----------
@@ -44,6 +46,11 @@ class RefineResult:
         Bandwidth of each pass (first pass first).
     anchors : ndarray of int
         Row indices of the anchors.
+    K : ndarray of shape (p, n_components)
+        The final estimate in whitened coordinates.
+    global_fits : bool
+        The final passes used global linear fits (the responses were found linear in the
+        projection).
     """
 
     basis: np.ndarray
@@ -53,30 +60,107 @@ class RefineResult:
     path: list
     bandwidths: list
     anchors: np.ndarray
+    K: np.ndarray | None = None
+    global_fits: bool = False
 
 
-def _opg_pass(X, R, mean, W, anchors_c, K, h, rows) -> dict:
-    acc = LocalLinearSums(mean, W, anchors_c, K, float(h), R.shape[1])
-    return acc.update(X, R, rows=rows).finalize()
+def _opg_pass(problem, coord_map, anchors, kernel, h) -> dict:
+    acc = LocalLinearSums(problem.mean, coord_map, anchors, kernel, float(h),
+                          problem.n_responses)
+    return problem.rows.reduce(acc).finalize()
 
 
-def _mave_pass(X, R, mean, W, anchors_c, K, h, alpha, rows) -> np.ndarray:
+def _mave_pass(problem, K, h) -> np.ndarray:
     """One rMAVE pass with the kernel in K: local fits in K^T c, then the K-step."""
     d = K.shape[1]
-    WK = W @ K
-    local = LocalLinearSums(mean, WK, anchors_c @ K, np.eye(d), float(h), R.shape[1])
-    weights = None
-    # One MAVE pass keeps its rows x anchors weights for the second sweep when they fit
-    # the cache budget; beyond that the weights are computed twice.
-    if 8 * X.shape[0] * len(anchors_c) <= cache_bytes():
-        # Both sweeps use the same weights: compute them once (in cache-sized blocks).
-        weights = np.empty((X.shape[0], len(anchors_c)))
-        for sl in gen_batches(X.shape[0], _block_rows(1, len(anchors_c))):
-            weights[sl] = local.kernel_weights((X[sl] - mean) @ WK)
-    local.update(X, R, rows=rows, weights=weights)
-    a, D = _local_fits(local.finalize(), np.eye(d), alpha)
-    step = MaveStepSums(mean, W, anchors_c, K, float(h), D)
-    return step.update(X, R, rows=rows, weights=weights).finalize(a)
+    WK = problem.W @ K
+    local = _opg_pass(problem, WK, problem.anchors_c @ K, np.eye(d), h)
+    a, D = _local_fits(local, np.eye(d), problem.alpha)
+    step = MaveStepSums(problem.mean, problem.W, problem.anchors_c, K, float(h), D)
+    return problem.rows.reduce(step).finalize(a)
+
+
+def first_pass(problem, K0=None, *, n_components: int, bandwidths: list) -> np.ndarray:
+    """The first estimate (whitened coordinates, orthonormal p x n_components).
+
+    ``K0`` None: OPG with local fits and kernel in all p coordinates. ``K0`` (p x k0,
+    orthonormal, whitened coordinates): local fits and kernel in the k0 start
+    coordinates only (k0 slopes per fit), estimate inside span(K0).
+    """
+    p = problem.n_features
+    if K0 is None:
+        h = problem.bandwidth_for(p, p)
+        bandwidths.append(h)
+        st = _opg_pass(problem, problem.W, problem.anchors_c, np.eye(p), h)
+        return opg_directions(st, n_components, alpha=problem.alpha)[0]
+    k0 = K0.shape[1]
+    h = problem.bandwidth_for(k0, k0)
+    bandwidths.append(h)
+    st = _opg_pass(problem, problem.W @ K0, problem.anchors_c @ K0, np.eye(k0), h)
+    E, _ = opg_directions(st, n_components, alpha=problem.alpha)
+    return np.linalg.qr(K0 @ E)[0]
+
+
+def _passes(problem, K, method, *, factor, max_iter, tol, path, bandwidths):
+    """Refinement passes from K until the subspace moves by less than ``tol``."""
+    r = K.shape[1]
+    m = problem.W.shape[1]  # slopes of an OPG fit: the regression coordinates
+    for _ in range(max_iter):
+        if method == "mave":
+            h = factor * problem.bandwidth_for(r, r)
+            bandwidths.append(h)
+            K_next = _mave_pass(problem, K, h)
+        else:
+            h = problem.bandwidth_for(r, m)
+            bandwidths.append(h)
+            st = _opg_pass(problem, problem.W, problem.anchors_c, K, h)
+            K_next, _ = opg_directions(st, r, alpha=problem.alpha)
+        # Movement in whitened coordinates: affine invariant, like the estimate.
+        moved = subspace_distance(K_next, K)
+        path.append(moved)
+        K = K_next
+        if moved < tol:
+            return K, True
+    return K, False
+
+
+def refine_from(problem, K, *, method: str = "mave", max_iter: int = 20, tol: float = 1e-3,
+           initial=None, bandwidths=None) -> RefineResult:
+    """Refinement passes (rOPG or rMAVE) from K, in a prepared problem.
+
+    MAVE passes end with the leave-one-out check (absolute errors at the anchors) of
+    whether global linear fits (a bandwidth ``GLOBAL_FACTOR`` times the rule's) predict
+    as well as the rule's local fits; then the responses are linear in the projection,
+    and the passes are rerun with global fits on responses weighted by their linear-fit
+    noise level (MAVE becomes reduced-rank regression). ``bandwidth="cv"`` picks the
+    best of ``CV_FACTORS`` instead.
+    """
+    bandwidths = [] if bandwidths is None else bandwidths
+    initial = K if initial is None else initial
+    path: list[float] = []
+    K, converged = _passes(problem, K, method, factor=1.0, max_iter=max_iter, tol=tol,
+                           path=path, bandwidths=bandwidths)
+    global_fits = False
+    if method == "mave" and problem.bandwidth in ("auto", "cv"):
+        grid = CV_FACTORS if problem.bandwidth == "cv" else (1.0, GLOBAL_FACTOR)
+        factor, _ = best_factor(anchor_losses(problem, K, grid), grid)
+        if factor != 1.0:
+            global_fits = factor >= GLOBAL_FACTOR
+            if global_fits:
+                problem = problem.noise_weighted()
+            K, converged = _passes(problem, K, method, factor=factor, max_iter=max_iter,
+                                   tol=tol, path=path, bandwidths=bandwidths)
+    return RefineResult(
+        basis=to_feature_space(problem.W, K),
+        initial_basis=to_feature_space(problem.W, initial),
+        n_iter=len(path),
+        converged=converged,
+        path=path,
+        bandwidths=bandwidths,
+        anchors=problem.anchor_index,
+        K=K,
+        global_fits=global_fits,
+    )
 
 
 def refine_subspace(
@@ -117,11 +201,12 @@ def refine_subspace(
     step for the basis: :class:`MaveStepSums`, O(n A d q + n d^2 p^2)); ``method="opg"``
     by local-linear slopes in the regression space (``space``). They stop when the
     subspace distance between successive estimates falls below ``tol`` or after
-    ``max_iter`` passes.
+    ``max_iter`` passes (:func:`refine_from`).
 
     Parameters
     ----------
-    X : ndarray of shape (n_samples, n_features)
+    X : array of shape (n_samples, n_features)
+        numpy, ``np.memmap`` or anything that slices by rows (read block by block).
     R : ndarray of shape (n_samples, n_responses)
         Responses, ideally standardised (:func:`standardise_responses`).
     B0 : ndarray of shape (n_features, k0) or None
@@ -134,7 +219,7 @@ def refine_subspace(
     refine : bool, default=True
         False stops after the first pass (plain OPG; MAVE with fixed weights).
     n_anchors : int, default=400
-    bandwidth : "auto" or float, default="auto"
+    bandwidth : "auto", "cv" or float, default="auto"
         "auto": :func:`bandwidth_rule` for each pass (kernel dimension d, local fits
         with m slopes); a float is used for every pass (whitened kernel coordinates).
     neighbours : float, default=4.0
@@ -163,7 +248,6 @@ def refine_subspace(
     >>> subspace_distance(res.basis, b) < 0.1
     True
     """
-    X = np.asarray(X, dtype=np.float64)
     R = np.asarray(R, dtype=np.float64)
     if R.ndim == 1:
         R = R[:, None]
@@ -187,86 +271,44 @@ def refine_subspace(
                 "at least n_components directions."
             )
         B0, _ = np.linalg.qr(B0)
-    restricted = B0 is not None and space == "start" and method == "opg"
-    mean, W = whitening(X, B0 if restricted else None)
-    m = W.shape[1]
-    idx = choose_anchors(n, n_anchors, random_state)
-    anchors_c = (X[idx] - mean) @ W
+    problem = prepare(ArrayRows(X, R, block_rows=rows), n_anchors=n_anchors,
+                      random_state=random_state, bandwidth=bandwidth,
+                      neighbours=neighbours, alpha=alpha)
     bandwidths: list[float] = []
-
-    def bw(d, slopes):
-        h = _resolve_bandwidth(bandwidth, n, d, slopes, neighbours)
-        bandwidths.append(h)
-        return h
-
-    # ---- first pass
-    if B0 is None:
-        st0 = _opg_pass(X, R, mean, W, anchors_c, np.eye(m), bw(m, m), rows)
-        K_cur, _ = opg_directions(st0, r, alpha=alpha)
-        if method == "mave" and not refine:
-            for _ in range(max_iter):
-                K_next = mave_step(st0, K_cur, alpha=alpha)
-                moved = subspace_distance(K_next, K_cur)
-                K_cur = K_next
-                if moved < tol:
-                    break
-    else:
-        # Local fits in the start coordinates only: k0 slopes, kernel in k0 dimensions.
-        K0 = np.eye(m) if restricted else np.linalg.qr(np.linalg.solve(W, B0))[0]
-        k0 = K0.shape[1]
-        st0 = _opg_pass(X, R, mean, W @ K0, anchors_c @ K0, np.eye(k0), bw(k0, k0), rows)
-        E, _ = opg_directions(st0, r, alpha=alpha)
-        K_cur = np.linalg.qr(K0 @ E)[0]
-    initial = to_feature_space(W, K_cur)
-    # ---- refinement passes
-    path: list[float] = []
-    state = {"K": K_cur, "basis": initial, "converged": not refine, "factor": 1.0}
-
-    def iterate():
-        state["converged"] = False
+    if B0 is not None and space == "start" and method == "opg":
+        # rOPG inside span(B0): the regression coordinates are the whitened B0^T x.
+        return _refine_in_start(problem, B0, r, max_iter, tol, refine, bandwidths)
+    K0 = None if B0 is None else problem.whitened(B0)
+    K = first_pass(problem, K0, n_components=r, bandwidths=bandwidths)
+    if B0 is None and method == "mave" and not refine:
+        # Plain MAVE: alternations with the first pass's weights (kernel in all p).
+        st = _opg_pass(problem, problem.W, problem.anchors_c, np.eye(p), bandwidths[0])
         for _ in range(max_iter):
-            K = state["K"]
-            if method == "mave":
-                h = state["factor"] * _resolve_bandwidth(bandwidth, n, r, r, neighbours)
-                bandwidths.append(h)
-                K_next = _mave_pass(X, R, mean, W, anchors_c, K, h, alpha, rows)
-            else:
-                st = _opg_pass(X, R, mean, W, anchors_c, K, bw(r, m), rows)
-                K_next, _ = opg_directions(st, r, alpha=alpha)
-            # Movement in whitened coordinates: affine invariant, like the estimate.
+            K_next = mave_step(st, K, alpha=alpha)
             moved = subspace_distance(K_next, K)
-            path.append(moved)
-            state.update(K=K_next, basis=to_feature_space(W, K_next))
+            K = K_next
             if moved < tol:
-                state["converged"] = True
-                return
+                break
+    if not refine:
+        basis = to_feature_space(problem.W, K)
+        return RefineResult(basis, basis, 0, True, [], bandwidths, problem.anchor_index, K)
+    return refine_from(problem, K, method=method, max_iter=max_iter, tol=tol,
+                  bandwidths=bandwidths)
 
-    if refine:
-        iterate()
-        if method == "mave" and bandwidth in ("auto", "cv"):
-            # Bandwidth check in the converged projection (where it is meaningful).
-            # "auto" only asks whether a global linear fit (a bandwidth 1000 times the
-            # rule's) predicts left-out anchors at least as well as the rule's local
-            # fit: then the responses are linear in the projection, and the passes are
-            # rerun with global fits (MAVE becomes reduced-rank regression of the
-            # standardised responses). "cv" picks the best of CV_FACTORS.
-            h = _resolve_bandwidth(bandwidth, n, r, r, neighbours)
-            grid = CV_FACTORS if bandwidth == "cv" else (1.0, GLOBAL_FACTOR)
-            h_cv, _ = cv_bandwidth(X, R, mean, W, idx, state["K"], h, alpha=alpha, factors=grid)
-            if h_cv != h:
-                state["factor"] = h_cv / h
-                if h_cv >= GLOBAL_FACTOR * h:
-                    # Global fits: weight the responses by their linear-fit noise level,
-                    # as reduced-rank regression with equal noise does.
-                    R = standardise_responses(R, X)
-                iterate()
-    basis, converged = state["basis"], state["converged"]
-    return RefineResult(
-        basis=basis,
-        initial_basis=initial,
-        n_iter=len(path),
-        converged=converged,
-        path=path,
-        bandwidths=bandwidths,
-        anchors=idx,
-    )
+
+def _refine_in_start(problem, B0, r, max_iter, tol, refine_passes, bandwidths):
+    """rOPG with the regression space span(B0): whitened coordinates of B0^T x."""
+    V = np.linalg.qr(B0)[0]
+    W = whitening_map(problem.moments["cov_x"], V)  # p x k0
+    sub = replace(problem, W=W, anchors_c=problem.anchors_c @ np.linalg.solve(problem.W, W))
+    k0 = W.shape[1]
+    K = first_pass(sub, np.eye(k0), n_components=r, bandwidths=bandwidths)
+    if not refine_passes:
+        basis = to_feature_space(W, K)
+        return RefineResult(basis, basis, 0, True, [], bandwidths, problem.anchor_index, K)
+    initial = K
+    path: list[float] = []
+    K, converged = _passes(sub, K, "opg", factor=1.0, max_iter=max_iter, tol=tol,
+                           path=path, bandwidths=bandwidths)
+    return RefineResult(to_feature_space(W, K), to_feature_space(W, initial), len(path),
+                        converged, path, bandwidths, problem.anchor_index, K)

@@ -190,11 +190,17 @@ def _weighted_moments(st: dict):
     weights compute them once.
     """
     if "_moments" not in st:
-        S0 = np.maximum(st["S0"], 1e-300)[:, None]
+        # An anchor without neighbours (kernel mass below 1e-12 of one row's) has no local
+        # fit: zero moments give it zero slopes instead of overflowing ones.
+        empty = st["S0"] <= 1e-12
+        S0 = np.where(empty, 1.0, st["S0"])[:, None]
         mc = st["S1"] / S0
         my = st["T0"] / S0
         cov = st["S2"] / S0[:, :, None] - mc[:, :, None] * mc[:, None, :]
         cross = st["T1"] / S0[:, :, None] - mc[:, :, None] * my[:, None, :]
+        if empty.any():
+            for a in (mc, my, cov, cross):
+                a[empty] = 0.0
         st["_moments"] = (mc, my, cov, cross)
     return st["_moments"]
 

@@ -1,11 +1,12 @@
 """SteinLatent: the latent-space estimator of Tian, Wu & Feng (orders 1, 2, both).
 
-The estimator holds the parameters and walks the rows through the pipeline of
-:mod:`steinlatent._pipeline`; it never computes a Stein matrix itself. ``fit`` runs
-the pipeline over row blocks, :meth:`SteinLatent.partial_fit` over calls
-(:mod:`steinlatent._streaming`) and a Dask array over its blocks
-(:mod:`steinlatent.dask`). Every fitted attribute is assigned in
-:meth:`SteinLatent._set_fitted`.
+The estimator holds the parameters and drives one fit session; it never computes a
+Stein matrix itself. Every path settles the "auto" settings in
+:func:`steinlatent._session.settle` (the frozen ``spec_``), then feeds the rows to a
+:class:`steinlatent._pipeline.FitSession`: ``fit`` all of them in row blocks,
+:meth:`SteinLatent.partial_fit` one chunk per call (:mod:`steinlatent._streaming`) and
+a Dask array its blocks (:mod:`steinlatent.dask`). Every fitted attribute is assigned
+in :meth:`SteinLatent._set_fitted`, from one :class:`~steinlatent._pipeline.FitResult`.
 
 Length: over 500 lines because a third of it is the class docstring (every parameter,
 the orders, pooling, semi-supervised fits); the code is one estimator.
@@ -71,9 +72,10 @@ class SteinLatent(
 
     Every score model runs on every path: ``fit`` accumulates the Stein sums over row
     blocks, :meth:`partial_fit` over calls and a Dask array over its blocks
-    (:mod:`steinlatent.dask`), all through the same accumulator. The noise floor is the
-    Stein matrix of the responses multiplied by random signs (a sum over rows, so it is
-    the same on every path).
+    (:mod:`steinlatent.dask`), all through the same accumulator, after every "auto"
+    setting has been settled the same way (``spec_``), so the three paths give the same
+    estimator at default settings. The noise floor is the Stein matrix of the responses
+    multiplied by random signs (a sum over rows, so it is the same on every path).
 
     Parameters
     ----------
@@ -113,15 +115,16 @@ class SteinLatent(
         Expansion of a univariate continuous y into several responses, so that more
         than one direction can be found from one y. "slices": the indicators of H
         quantile slices of y, H = max(n_components + 1, min(10, n // 100)) (with
-        ``n_components="auto"``, k = 3 in that rule), the edges fixed from the
-        labelled rows of ``fit`` (``partial_fit`` and Dask do not expand yet); with the
-        Gaussian score first order is then sliced inverse regression, and second
-        order its SAVE/pHd analogue. A callable maps the (m,) values of y to an
-        (m, k) array, row by row. "auto": slices when y is one continuous column and
-        ``n_components`` is "auto" or larger than 1, unless ``order=2`` (y's own
-        second-order matrix has full rank: pHd) or ``pooling="mean"``; None never
-        expands. See
-        :mod:`steinlatent._responses`.
+        ``n_components="auto"``, k = 3 in that rule; a y with at most H distinct
+        values gets one slice per value), the edges fixed from the labelled rows of
+        ``fit`` and of a Dask fit (which reads y whole), and from the first chunk in
+        ``partial_fit``, which warns (pass ``FixedSlices(edges)`` for the same slices
+        on every path); with the Gaussian score first order is then sliced inverse
+        regression, and second order its SAVE/pHd analogue. A callable maps the (m,)
+        values of y to an (m, k) array, row by row. "auto": slices when y is one
+        continuous column and ``n_components`` is "auto" or larger than 1, unless
+        ``order=2`` (y's own second-order matrix has full rank: pHd) or
+        ``pooling="mean"``; None never expands. See :mod:`steinlatent._responses`.
     selector : str or selector object, default="ladle"
         Dimension selector used when ``n_components="auto"``.
     decoder : "linear", None or a scikit-learn regressor, default="linear"
@@ -140,8 +143,12 @@ class SteinLatent(
         rows for ``partial_fit``, a random sample for Dask), then accumulate the Stein
         sums over all rows. ``fit`` on a numpy array fits the score on all rows.
     random_state : int, RandomState or None, default=None
-        Seeds the noise-floor signs, the score models' own randomness through them, and
-        the selectors.
+        Seeds every random draw: the noise-floor signs, the score model (one with a
+        ``random_state`` of None gets this seed), the Dask sample of
+        ``score_sample_size`` rows and the selectors. None: the noise floor uses the
+        fixed seed 0, so that a fit is a function of the data (the floor is a scale,
+        not a resample); the other draws use fresh entropy, never numpy's global
+        random state.
 
     Attributes
     ----------
@@ -173,6 +180,16 @@ class SteinLatent(
         Class labels when the responses were one-hot encoded.
     n_labelled_ : int
         Number of labelled rows (n_samples for supervised, 0 for unsupervised).
+    spec_ : FitSpec
+        How every "auto" setting resolved, settled once before any row was
+        accumulated (:func:`steinlatent._session.settle`, in this order: responses,
+        features, scale, score model, pooling, order, seed): ``spec_.plan`` (the
+        responses: ``plan.classes``, the slice ``plan.edges`` of a univariate y,
+        ``plan.encode(Y, n_rows)``), ``spec_.include_features``, ``spec_.scale``,
+        ``spec_.score_model`` and how it is fitted (``spec_.score_fit``),
+        ``spec_.pooling``, ``spec_.order``, ``spec_.seed``. The same on every path
+        (``fit``, :meth:`partial_fit`, Dask) for the same rows, except what a path
+        cannot know, which it says (see :meth:`partial_fit`).
     n_samples_seen_ : int
     n_features_in_ : int
     feature_names_in_ : ndarray of str
@@ -349,11 +366,9 @@ class SteinLatent(
         self.order_ = dec.order
         self.pooling_ = spec.pooling
         self.n_labelled_ = sums.n_labelled
-        self.score_model_ = sums.score_model
-        self.mean_ = sums.mean
-        if spec.scale != 1.0:
-            self.score_model_ = ScaledScore(sums.score_model, spec.scale)
-            self.mean_ = sums.mean * spec.scale
+        scaled, model = spec.scale != 1.0, sums.score_model
+        self.score_model_ = ScaledScore(model, spec.scale) if scaled else model
+        self.mean_ = sums.mean * spec.scale if scaled else sums.mean
         self.stein_matrix_ = dec.matrix
         self.null_level_ = dec.null_level
         if spec.plan.categorical:

@@ -165,13 +165,7 @@ class FitSession:
 
     def _refit_score(self) -> None:
         """Refit the score on the buffered rows and recompute their sums."""
-        Xs = np.vstack([x for x, _ in self.buffer])
-        labels = None
-        if self.buffer[0][1] is not None:
-            q = max(lab[0].shape[1] for _, lab in self.buffer)  # classes may have grown
-            L = np.vstack([np.pad(lab[0], ((0, 0), (0, q - lab[0].shape[1])))
-                           for _, lab in self.buffer])
-            labels = (L, np.concatenate([lab[1] for _, lab in self.buffer]))
+        Xs, labels = _stacked(self.buffer)
         try:
             model = clone(self.spec.score_model).fit(Xs)
         except ValueError as exc:
@@ -253,7 +247,7 @@ class FitSession:
             mode = "supervised" if nl == n else "semi-supervised"
         else:
             mode = "unsupervised"
-        sums = acc.finalize()
+        sums, plan = _classes_sorted(acc.finalize(), plan, spec.pooling)
         labels = sums.blocks.get("labels")
         if labels is not None and not np.any(labels.response_var > 0):
             raise NotEnoughData("Y is constant over the labelled rows: there is nothing to learn.")
@@ -264,9 +258,47 @@ class FitSession:
         dec = decompose(sums, order=spec.order, features=features, labels=plan.supervised,
                         pooling=spec.pooling, noise_floor=spec.noise_floor)
         q = 0 if labels is None else labels.response_var.shape[0]
+        # The result's spec says what this estimate used: the classes sorted, and
+        # whether x joined (partial_fit may have left that to the rows).
+        spec = replace(spec, plan=plan, include_features=bool(features))
         return FitResult(spec, self.n_features, self.feature_names, n, self,
                          decomposition=dec, sums=sums, mode=mode, features=bool(features),
                          n_label_columns=q)
+
+
+def _stacked(buffer: list):
+    """The buffered (rows, labels) as one block (no copy for one chunk), the label
+    columns padded to the classes seen last."""
+    if len(buffer) == 1:
+        return buffer[0]
+    X = np.vstack([x for x, _ in buffer])
+    if buffer[0][1] is None:
+        return X, None
+    q = max(lab[0].shape[1] for _, lab in buffer)  # classes may have grown
+    L = np.vstack([np.pad(lab[0], ((0, 0), (0, q - lab[0].shape[1]))) for _, lab in buffer])
+    return X, (L, np.concatenate([lab[1] for _, lab in buffer]))
+
+
+def _classes_sorted(sums: SteinSums, plan: ResponsePlan, pooling: str):
+    """The sums and plan with the classes sorted, as ``fit`` lists them: ``partial_fit``
+    adds a class first seen in a later chunk as a new last column."""
+    if not plan.categorical or "labels" not in sums.blocks:
+        return sums, plan
+    order = np.argsort(plan.classes, kind="stable")
+    if np.array_equal(order, np.arange(order.size)):
+        return sums, plan
+    b = sums.blocks["labels"]
+
+    def take(a, axis):
+        return None if a is None else np.take(a, order, axis=axis)
+
+    stacked = pooling == "stacked"
+    block = replace(b, first=take(b.first, 1), first_null=take(b.first_null, 1),
+                    second=take(b.second, 0) if stacked else b.second,
+                    second_null=take(b.second_null, 0) if stacked else b.second_null,
+                    response_var=b.response_var[order])
+    return (replace(sums, blocks={**sums.blocks, "labels": block}),
+            plan.with_classes(plan.classes[order]))
 
 
 def _safe_rows(Y, sl):

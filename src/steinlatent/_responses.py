@@ -18,13 +18,12 @@ E[h(y) | x] = g(B^T x), so Stein's lemma still points into span(B):
 
 * ``"slices"``: the indicators of H quantile slices of y (one-hot, H columns). The
   interior edges are the quantiles of y at 1/H, ..., (H-1)/H, fixed once from the
-  data (all labelled rows in ``fit``; the labelled rows of the Y given to
-  :func:`plan_responses` on the other paths: the first chunk in ``partial_fit``) and
-  then applied to every block, so every path encodes the same way. (``partial_fit``
-  and the Dask path plan their responses themselves; they expand y once they pass
-  ``response_expansion`` on. A :class:`FixedSlices` callable gives every path the
-  same edges.) A value equal to an edge goes to the upper
-  slice. H follows :func:`n_slices`:
+  data (all labelled rows in ``fit`` and on Dask, which reads a univariate y whole;
+  the first chunk in ``partial_fit``, which warns) and then applied to every block,
+  so every block of a fit is encoded the same way. A :class:`FixedSlices` callable
+  gives every path the same edges. A value equal to an edge goes to the upper
+  slice; a y with at most H distinct values gets one slice per value (the edges are
+  the midpoints). H follows :func:`n_slices`:
   H = max(k + 1, min(10, n // 100)), k the number of directions asked for (3 for
   "auto"), capped by the number of distinct values of y. With the Gaussian score,
   first order on these responses is sliced inverse regression (SIR) (the centred
@@ -452,6 +451,9 @@ def plan_responses(Y, *, include_features, response_type: str, streaming: bool =
         if expansion is None:
             shape = np.shape(Y)
             return replace(plan, n_label_columns=shape[1] if len(shape) == 2 else 1)
+        if isinstance(expansion, FixedSlices):  # slices with edges given: the same plan
+            return replace(plan, expansion="slices", edges=expansion.edges,
+                           n_label_columns=len(expansion.edges) + 1)
         if expansion != "slices":
             # The number of columns it gives (pooling and order depend on it): it acts
             # row by row, so two values tell.

@@ -123,7 +123,8 @@ def resolve_pooling(pooling: str, n_columns: int) -> str:
 def first_order_rank(plan: ResponsePlan, n_features: int, n_label_columns: int,
                      features: bool) -> int:
     """Largest number of directions the first-order matrix can give."""
-    q = n_label_columns - (1 if plan.categorical else 0)  # one-hot columns sum to 1
+    # One-hot classes and slice indicators sum to 1: centred, they lose one direction.
+    q = n_label_columns - (1 if plan.categorical or plan.expansion == "slices" else 0)
     if features:
         q += n_features
     return min(n_features, q)
@@ -253,7 +254,8 @@ def settle(settings: dict, X, Y, *, n_rows: int, n_features: int, path: str,
         unlabelled = None if labelled is None else not bool(labelled.all())
         if path == "partial_fit" and unlabelled is False and not plan.categorical:
             unlabelled = None  # a later chunk may hold unlabelled rows
-    if path == "partial_fit" and plan.expansion == "slices" and plan.n_label_columns > 1:
+    placed = plan.expansion == "slices" and not isinstance(s["response_expansion"], FixedSlices)
+    if path == "partial_fit" and placed and plan.n_label_columns > 1:
         warnings.warn(
             f"partial_fit places the {plan.n_label_columns} slices of response_expansion="
             f"{s['response_expansion']!r} at the quantiles of y in its first chunk; fit "

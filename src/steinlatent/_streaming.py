@@ -1,8 +1,12 @@
-"""``partial_fit``: the fit pipeline over successive calls, for every score model.
+"""``partial_fit``: the fit session over successive calls, for every score model.
 
-The Stein sums are sums over rows, so chunks add to one accumulator
-(:mod:`steinlatent._accumulate`) and each call refinishes the estimate from the sums,
-in O(p^2 q) memory whatever the number of rows seen. What happens to the score model:
+The first call settles every "auto" setting on its chunk
+(:func:`steinlatent._session.settle`); later calls add rows to the same
+:class:`~steinlatent._pipeline.FitSession`. The Stein sums are sums over rows, so
+chunks add to one accumulator (:mod:`steinlatent._accumulate`) and each call refinishes
+the estimate from the sums, in O(p^2 q) memory whatever the number of rows seen. Each
+call works on a copy of the session, kept only when the call succeeds. What happens
+to the score model:
 
 * a fitted one (``FrozenEstimator(model)``) is used as it is: ``partial_fit`` over
   chunks then equals ``fit`` on the concatenated rows;
@@ -66,8 +70,8 @@ class StreamingMixin:
           first chunk when unlabelled rows may come, False to skip the cost of x in
           the supervised case);
         * categorical labels are one-hot encoded with the classes seen so far, and a
-          class first seen in a later chunk adds a column (``classes_`` keeps the
-          order of first appearance); a warning names ``order`` and ``pooling`` when
+          class first seen in a later chunk adds a column (``classes_`` lists them
+          sorted, as ``fit`` does); a warning names ``order`` and ``pooling`` when
           the new classes would change what "auto" settled;
         * the slice edges of a univariate y (``response_expansion``) are the quantiles
           of the first chunk, with a warning (pass ``FixedSlices(edges)`` to give every
@@ -172,9 +176,10 @@ class StreamingMixin:
             )
         if self.n_components == "auto":
             raise ValueError(
-                "n_components='auto' is not available in partial_fit: the dimension "
-                "selectors resample rows. Pass an integer (read singular_values_ / "
-                "eigenvalues_ of a first fit to choose it)."
+                "n_components='auto' is not available in partial_fit and Dask fits: the "
+                "dimension selectors resample rows, which they do not hold. Pass an "
+                "integer (read singular_values_ / eigenvalues_ of a first fit, or "
+                "n_components_ of a fit on a sample, to choose it)."
             )
         if self.decoder not in ("linear", None):
             raise ValueError(

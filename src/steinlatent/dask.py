@@ -1,16 +1,20 @@
 """The Dask path: fit :class:`steinlatent.SteinLatent` on Dask arrays, transform lazily.
 
 ``SteinLatent().fit(X, Y)`` with a Dask array ``X`` (or ``Y``) calls :func:`fit_dask`,
-an adapter from Dask blocks to the accumulator of :mod:`steinlatent._accumulate`:
-one accumulator per block of rows (with the block's global row offset, so the
+an adapter from Dask blocks to the fit session of :mod:`steinlatent._pipeline`. The
+settings are settled as ``fit`` settles them (:func:`steinlatent._session.settle`):
+a Dask ``Y`` of one column (values or class labels) is read whole first, n numbers,
+and one of several columns is counted for unlabelled rows (a pass over Y, not X).
+Then one accumulator per block of rows (with the block's global row offset, so the
 noise-floor signs are those of the in-memory fit), a tree of ``merge``, and ONE
-``dask.compute``, so every block of X is read once and only O(p^2 q) numbers per block
-travel. The fitted attributes are numpy arrays and equal those of ``fit`` on the same
-rows in memory (up to rounding) whenever the score model is fitted beforehand
-(``FrozenEstimator``) or from moments (the Gaussian score). Other score models (t,
-hyperbolic, kernel, denoising) are first fitted on a random sample of at most
-``score_sample_size`` rows, computed from the Dask array. ``transform`` of a Dask array
-returns a lazy Dask array.
+``dask.compute`` over X, so every block of X is read once (the extreme-scale guard
+reads the first rows in the same pass) and only O(p^2 q) numbers per block travel.
+The fitted attributes are numpy arrays and equal those of ``fit`` on the same rows in
+memory (up to rounding) whenever the score model is fitted beforehand
+(``FrozenEstimator``) or from moments (the Gaussian score), and for other score models
+(t, hyperbolic, kernel, denoising) up to ``score_sample_size`` rows: beyond, they are
+fitted on a random sample of that many rows, computed from the Dask array.
+``transform`` of a Dask array returns a lazy Dask array.
 
 Works with any Dask scheduler: threads, processes, or a ``dask.distributed`` cluster.
 

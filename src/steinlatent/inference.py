@@ -218,8 +218,9 @@ def bootstrap(
     params, Y = _pinned(full, Y)
     template = clone(estimator).set_params(**params)
     n = len(X) if not hasattr(X, "shape") else X.shape[0]
-    if isinstance(random_state, np.random.Generator):
-        seeds = random_state.integers(0, 2**63 - 1, size=n_boot)
+    if isinstance(random_state, np.random.Generator) or random_state is None:
+        # None: fresh entropy, not numpy's global random state
+        seeds = np.random.default_rng(random_state).integers(0, 2**63 - 1, size=n_boot)
     else:
         seeds = check_random_state(random_state).randint(0, 2**31 - 1, size=n_boot)
     seeds = np.asarray(seeds, dtype=np.int64)

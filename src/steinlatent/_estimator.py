@@ -301,7 +301,7 @@ class SteinLatent(
         if _is_dask_collection(X) or _is_dask_collection(Y):
             from .dask import fit_dask
 
-            return self._set_fitted(self._complete(fit_dask(self, X, Y)))
+            return fit_dask(self, X, Y)
         X, names = read_samples(X)
         spec, labels = settle(self.get_params(deep=False), X, Y, n_rows=X.shape[0],
                               n_features=X.shape[1], path="fit")

@@ -163,11 +163,10 @@ def _read_responses(dask, da, X, Y):
     return head, Yd, bool(missing)
 
 
-def fit_dask(estimator: SteinLatent, X, Y=None) -> FitResult:
+def fit_dask(estimator: SteinLatent, X, Y=None) -> SteinLatent:
     """Fit ``estimator`` (a :class:`~steinlatent.SteinLatent`) on Dask arrays, one pass over X.
 
-    Called by ``SteinLatent.fit`` when ``X`` or ``Y`` is a Dask array; returns the
-    result that the estimator turns into its fitted attributes. Every score model,
+    Called by ``SteinLatent.fit`` when ``X`` or ``Y`` is a Dask array. Every score model,
     order and response type is supported and settled as ``fit`` settles it (a Y of one
     column is read whole first; the unlabelled rows of several columns are counted);
     ``n_components="auto"``, ``score_model="auto"`` and a regressor decoder are not
@@ -184,7 +183,8 @@ def fit_dask(estimator: SteinLatent, X, Y=None) -> FitResult:
 
     Returns
     -------
-    FitResult
+    estimator
+        Fitted, with numpy attributes.
 
     Examples
     --------
@@ -199,6 +199,11 @@ def fit_dask(estimator: SteinLatent, X, Y=None) -> FitResult:
     >>> bool(np.allclose(lazy.components_, eager.components_, atol=1e-10))
     True
     """
+    return estimator._set_fitted(estimator._complete(_fit_result(estimator, X, Y)))
+
+
+def _fit_result(estimator: SteinLatent, X, Y) -> FitResult:
+    """The session of a Dask fit, finished: settle, one pass over the blocks of X."""
     dask, da = _import_dask()
     estimator._check_streamable()
     X = _as_dask_2d(da, X, "X")

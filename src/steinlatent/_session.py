@@ -262,7 +262,7 @@ def settle(settings: dict, X, Y, *, n_rows: int, n_features: int, path: str,
             "places them at the quantiles of all rows, so the two estimates differ. Pass "
             "response_expansion=FixedSlices(edges) (steinlatent._responses.FixedSlices, "
             "edges e.g. slice_edges(y_sample, H)) to give every path the same slices.",
-            UserWarning, stacklevel=4)
+            UserWarning, stacklevel=3)
     # 2. Whether x joins the responses (None: partial_fit decides by the rows).
     joins = features_join(s["include_features"], supervised=plan.supervised,
                           unlabelled=unlabelled)

@@ -270,6 +270,12 @@ def test_refits_read_the_settled_responses():
     params, Y = pinned_refit(est, y[:100])
     assert params["response_expansion"] is None and params["order"] == est.order_
     np.testing.assert_array_equal(Y, FixedSlices(est.spec_.plan.edges)(y[:100]))
+    # bootstrap pins the same settings as the selectors: y is not re-sliced per resample
+    from steinlatent.inference import _pinned
+
+    boot_params, boot_Y = _pinned(est, y)
+    assert {k: boot_params[k] for k in params} == params
+    assert boot_params["n_components"] == 2 and boot_Y.shape == (1200, 10)
     labels = np.array(list("abc"))[(X[:, 0] > 0).astype(int) + (X[:, 1] > 1)]
     cat = SteinLatent(2, random_state=0).fit(X, labels)
     _, onehot = pinned_refit(cat, labels[:20])

@@ -262,13 +262,7 @@ def bench_rows(args) -> None:
 
 def _finish(est):
     """The O(p^3) step alone: finish the accumulated sums of a fitted estimator."""
-    from steinlatent._pipeline import finish
-
-    stream = est._stream
-    return finish(stream.acc.copy(), order=stream.order,
-                  include_features=est.include_features, pooling=stream.pooling,
-                  noise_floor=est.noise_floor, n_components=est.n_components,
-                  plan=stream.plan)
+    return est._session.copy().finish()
 
 
 def _p_rows(n, p, q, repeats, rng) -> list[list]:

@@ -58,6 +58,7 @@ exclude_patterns = [
     "auto_examples/*.ipynb",
     "auto_examples/*.py",
     "auto_examples/*.zip",
+    "_snippets",  # code shared by several pages (literalinclude), not pages
 ]
 default_role = "literal"  # `x` in a docstring is code, not a broken reference
 pygments_style = "sphinx"
@@ -92,7 +93,9 @@ numpydoc_attributes_as_param_list = True
 numpydoc_validation_checks: set[str] = set()
 
 # -- MyST (the markdown pages under docs/) -----------------------------------------
-myst_enable_extensions = ["deflist", "colon_fence"]
+# dollarmath: $...$ and $$...$$ formulas; amsmath: \begin{align} ... environments.
+# Both render with MathJax (sphinx.ext.mathjax).
+myst_enable_extensions = ["deflist", "colon_fence", "dollarmath", "amsmath"]
 myst_heading_anchors = 3
 
 # -- sphinx-gallery ----------------------------------------------------------------

@@ -45,7 +45,7 @@ What docs/beyond.md reports (one thread each; wall times on a shared 2-core mach
       --runs docs/results/beyond/selection_runs_kernel_ns.csv
     python examples/selection_study.py --only-summarize
 
-Issue 13, the library's defaults judged on fresh seeds (designs 1000-1049, never used
+The library's defaults, measured on fresh seeds (designs 1000-1049, never used
 to choose; ``SteinLatent("auto", score_model=<family>)``, nothing else set: the ladle
 reads order "both" with stacked second order; two processes side by side)::
 
@@ -209,7 +209,7 @@ def summarize(path: Path, true_r: int = 3) -> None:
         variant_marks = iter("v*DPXh<>pH8d")
         for (sel, nres, refit, order, ytr, xd), part in groups:
             variant = order != "1" or ytr != "none"
-            if order.startswith("auto"):  # the defaults (issue 13): their own style
+            if order.startswith("auto"):  # the library's defaults: their own style
                 style = "-D" if order == "auto->both" else ":d"
                 ax.plot(part["n"], part["rate"], style, color=colours[xd], ms=7,
                         label=f"SteinLatent('auto') defaults, {xd} ({order})")
@@ -249,10 +249,11 @@ def main() -> None:
                     choices=["ladle", "ratio", "permutation"])
     ap.add_argument("--n-permutations", type=int, default=39)
     ap.add_argument("--order", choices=["1", "both", "auto"], default="1",
-                    help="auto: SteinLatent('auto') with the library's defaults (judged "
-                    "run; dist is that of order 'both' at r = 3)")
+                    help="auto: SteinLatent('auto') with the library's defaults "
+                    "(dist is that of order 'both' at r = 3)")
     ap.add_argument("--seed-offset", type=int, default=0,
-                    help="designs use seeds offset + rep (fresh seeds for a judged run)")
+                    help="designs use seeds offset + rep (fresh seeds for a measurement "
+                    "that chose nothing)")
     ap.add_argument("--y-transform", choices=["none", "normal-scores"], default="none",
                     help="normal-scores: replace each response by normal quantiles of its ranks")
     ap.add_argument("--score", choices=["family", "kernel"], default="family",

@@ -67,3 +67,50 @@ def frozen_scores():
     except ImportError:  # torch is an extra; the test command installs it
         pass
     return {"data": (X, Y, B), "models": models}
+
+
+# ------------------------------------------------- fit, partial_fit and Dask paths
+def fitted_names(est) -> set:
+    """Public fitted attributes of an estimator (names ending in "_")."""
+    return {k for k in vars(est) if k.endswith("_") and not k.startswith("_")}
+
+
+def assert_same_fit(a, b, *, rtol=1e-8, X=None):
+    """Two fits of SteinLatent are the same estimator: the same fitted attribute names,
+    arrays equal to ``rtol`` of their largest entry, the same settled spec, and (given
+    rows ``X``) the same score model values there."""
+    assert fitted_names(a) == fitted_names(b), fitted_names(a) ^ fitted_names(b)
+    for name in sorted(fitted_names(b) - {"spec_", "score_model_", "selection_"}):
+        va, vb = getattr(a, name), getattr(b, name)
+        if isinstance(vb, np.ndarray) and vb.dtype.kind in "fc":
+            scale = max(float(np.abs(vb).max(initial=0.0)), 1e-300)
+            np.testing.assert_allclose(va, vb, rtol=0, atol=rtol * scale, err_msg=name)
+        elif isinstance(vb, np.ndarray):
+            assert va.tolist() == vb.tolist(), name
+        elif isinstance(vb, float):
+            assert va == pytest.approx(vb, rel=rtol, abs=1e-300), name
+        else:
+            assert va == vb, name
+    sa, sb = a.spec_, b.spec_
+    for field in ("include_features", "score_fit", "scale", "pooling", "order", "seed",
+                  "noise_floor"):
+        assert getattr(sa, field) == getattr(sb, field), field
+    assert sa.plan.categorical == sb.plan.categorical
+    if sb.plan.categorical:
+        assert sa.plan.classes.tolist() == sb.plan.classes.tolist()
+    if sb.plan.edges is not None:
+        np.testing.assert_allclose(sa.plan.edges, sb.plan.edges, rtol=1e-12)
+    if X is not None:
+        ea, eb = a.score_model_.evaluate(X[:5]), b.score_model_.evaluate(X[:5])
+        np.testing.assert_allclose(ea, eb, rtol=0, atol=rtol * np.abs(eb).max())
+
+
+def partial_fit_chunks(est, X, Y, sizes):
+    """``partial_fit`` over consecutive chunks of the given sizes."""
+    start = 0
+    for size in sizes:
+        sl = slice(start, start + size)
+        est.partial_fit(X[sl], None if Y is None else Y[sl])
+        start += size
+    assert start == len(X)
+    return est

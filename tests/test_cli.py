@@ -23,10 +23,25 @@ def _distances(text: str) -> dict[str, float]:
     return rows
 
 
-def test_demo_default_data_refined_beats_every_peer(tmp_path, capsys):
+def test_demo_default_data_refined_beats_every_peer(tmp_path, capsys, monkeypatch):
+    import steinlatent.cli as cli
+
+    drawn = {}
+    draw = cli._demo_figure
+
+    def spy(results, spectra, k, out):
+        drawn["results"] = results
+        draw(results, spectra, k, out)
+
+    monkeypatch.setattr(cli, "_demo_figure", spy)
     assert main(["demo", "--n", "3000", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     d = _distances(out)
+    # The figure draws the results the table prints, method by method.
+    assert [r["method"] for r in drawn["results"]] == list(d)
+    for r in drawn["results"]:
+        assert round(r["distance"], 3) == pytest.approx(d[r["method"]], abs=1e-9)
+        assert r["seconds"] > 0
     refined = "Stein start + rMAVE refinement (t score)"
     assert set(d) == {refined, "rOPG (Xia et al. 2002)",
                       "Stein order 1, fitted t score (the paper)",
@@ -38,7 +53,7 @@ def test_demo_default_data_refined_beats_every_peer(tmp_path, capsys):
     # for rOPG, 0.44 for first-order Stein and 0.59 for reduced-rank regression).
     assert d["Stein order 1, fitted t score (the paper)"] < d["reduced-rank regression"]
     assert d[refined] == min(d.values()) and d[refined] < 0.1
-    assert (tmp_path / "demo_spectrum.png").stat().st_size > 0
+    assert (tmp_path / "demo.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_demo_and_fit_on_user_files(tmp_path, capsys):
@@ -237,3 +252,63 @@ def test_reproduce_lists_every_study():
     for study in ("simulation", "mnist", "m1"):
         args = parser.parse_args(["reproduce", study, "--quick", "--out", "o"])
         assert args.study == study and args.quick and args.n_jobs == 1
+
+
+# ------------------------------------------------------------------ warnings, version
+def _run_cli(*argv, cwd):
+    """The console script in a fresh process, where Python's own warning display applies."""
+    return subprocess.run([sys.executable, "-m", "steinlatent.cli", *argv], cwd=cwd,
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "STEINLATENT_DEBUG": ""})
+
+
+def test_fit_prints_warnings_as_one_line_each_and_quiet_silences_them(tmp_path):
+    # Linear links at order 2: the fit succeeds and warns that the second-order matrix
+    # sits at its noise floor.
+    X, Y, _ = make_index_model(600, 5, 3, 2, link="linear", random_state=4)
+    np.savetxt(tmp_path / "x.csv", X, delimiter=",")
+    np.savetxt(tmp_path / "y.csv", Y, delimiter=",")
+    args = ["fit", "--x", "x.csv", "--y", "y.csv", "--order", "2", "-k", "2", "--out", "o"]
+    proc = _run_cli(*args, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert lines and all(line.startswith("warning: ") for line in lines), proc.stderr
+    assert "noise floor" in proc.stderr
+    assert "UserWarning" not in proc.stderr and ".py:" not in proc.stderr
+    for quiet in (["--quiet", *args], [*args, "-q"]):
+        proc = _run_cli(*quiet, cwd=tmp_path)
+        assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+
+
+def test_fit_on_valid_data_prints_no_python_warning_text(tmp_path):
+    X, Y, _ = make_index_model(800, 6, 4, 2, x_dist="t", random_state=1)
+    np.savetxt(tmp_path / "x.csv", X, delimiter=",")
+    np.savetxt(tmp_path / "y.csv", Y, delimiter=",")
+    for args in (["--y", "y.csv"], ["--y", "y.csv", "--score", "t", "--order", "both"], []):
+        proc = _run_cli("fit", "--x", "x.csv", *args, "--out", "o", cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        assert "Warning" not in proc.stderr and ".py:" not in proc.stderr, proc.stderr
+        assert "Traceback" not in proc.stderr
+        assert all(line.startswith("warning: ") for line in proc.stderr.splitlines())
+
+
+def test_demo_names_the_method_in_its_warnings(files, capsys):
+    # Unsupervised order 2 on 60 rows of near-symmetric x: the spectrum sits at its
+    # noise floor, and the warning says which of the demo's fits it comes from.
+    assert main(["demo", "--x", files["x.csv"], "--n-components", "2",
+                 "--out", files["out"]]) == 0
+    err = capsys.readouterr().err
+    lines = err.splitlines()
+    assert lines and all(line.startswith("warning: ") for line in lines), err
+    assert lines[0].startswith("warning: Stein order 2 (unsupervised), t score: ")
+    assert "noise floor" in err and len(lines) == len(set(lines))
+    assert main(["demo", "--quiet", "--x", files["x.csv"], "--n-components", "2",
+                 "--out", files["out"]]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_version_option(capsys):
+    import steinlatent
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out == f"steinlatent {steinlatent.__version__}\n"

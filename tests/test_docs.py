@@ -92,9 +92,30 @@ def test_site_builds_with_warnings_as_errors(site):
     "api/generated/steinlatent.SteinLatent.html",
     "api/generated/steinlatent.scores.KernelScore.html",
     "auto_examples/index.html",
+    "auto_examples/real_data_concrete.html",
 ])
 def test_page_exists(site, page):
     assert (site[0] / page).is_file(), page
+
+
+def test_site_header_shows_the_package_version(site):
+    import steinlatent
+
+    text = (site[0] / "index.html").read_text(encoding="utf-8")
+    assert f"steinlatent {steinlatent.__version__}" in text
+
+
+@pytest.mark.parametrize("page", ["index.html", "user_guide/estimator.html", "beyond.html",
+                                  "reproduction.html", "score_models.html"])
+def test_formulas_are_math_for_mathjax(site, page):
+    """Formulas reach the page as TeX in math spans (which MathJax renders), not as
+    plain text; the page loads MathJax."""
+    text = (site[0] / page).read_text(encoding="utf-8")
+    assert "mathjax" in text.lower()
+    spans = re.findall(r'<span class="math notranslate nohighlight">(.*?)</span>', text)
+    blocks = re.findall(r'<div class="math notranslate nohighlight">', text)
+    assert len(spans) + len(blocks) >= 5, page
+    assert any("\\top" in s or "\\mathbb" in s or "\\sigma" in s for s in spans), page
 
 
 def test_every_example_ran_in_the_gallery(site):

@@ -186,7 +186,7 @@ def test_bad_y_and_blocks(fitted):
         st.basis(2, Y=Y[:-1])
     Ybad = Y.copy()
     Ybad[2, 1] = np.nan  # partly missing in a labelled row
-    with pytest.raises(ValueError, match="Y contains NaN"):
+    with pytest.raises(ValueError, match="Y has NaN in 1 row"):  # SteinLatent's rule
         st.basis(2, Y=Ybad)
     st.basis(2, Y=Ybad, labelled=[0, 1, 3])  # row 2 unlabelled: never read
     with pytest.raises(ValueError, match="include_features=False needs Y"):

@@ -13,7 +13,7 @@ from steinlatent import SteinLatent
 from steinlatent.metrics import subspace_distance
 from steinlatent.scores import GaussianScore
 
-from .conftest import index_data, random_covariance
+from .conftest import index_data, partial_fit_chunks, random_covariance
 
 ATTRS = ["stein_matrix_", "components_", "mean_", "decoder_", "singular_values_",
          "eigenvalues_"]
@@ -48,16 +48,6 @@ def _assert_same(a, b, rtol=1e-10, null=True):
             assert abs(a.null_level_ - b.null_level_) <= rtol * b.null_level_
 
 
-def _stream(est, X, Y, sizes):
-    start = 0
-    for size in sizes:
-        sl = slice(start, start + size)
-        est.partial_fit(X[sl], None if Y is None else Y[sl])
-        start += size
-    assert start == len(X)
-    return est
-
-
 SETTINGS = [
     pytest.param({"order": 1}, "sup", id="supervised-order1"),
     pytest.param({"order": 2}, "sup", id="supervised-order2"),
@@ -81,7 +71,8 @@ def test_partial_fit_equals_fit(rng, kwargs, kind):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         full = SteinLatent(3, random_state=0, **kwargs).fit(X, Y)
-        inc = _stream(SteinLatent(3, random_state=0, **kwargs), X, Y, [300, 1000, 7, 593, 500])
+        inc = partial_fit_chunks(SteinLatent(3, random_state=0, **kwargs), X, Y,
+                                 [300, 1000, 7, 593, 500])
     # the sign-flip noise floor is a sum over rows too: equal on both paths
     _assert_same(inc, full)
     assert inc.n_samples_seen_ == len(X)
@@ -93,8 +84,8 @@ def test_partial_fit_equals_fit(rng, kwargs, kind):
 def test_chunk_size_invariance(rng, sizes):
     X, Y = _data(rng)
     Ys = _semi(Y, rng)
-    ref = _stream(SteinLatent(3, order=2), X, Ys, [800, 800, 800])
-    _assert_same(_stream(SteinLatent(3, order=2), X, Ys, sizes), ref, null=False)
+    ref = partial_fit_chunks(SteinLatent(3, order=2), X, Ys, [800, 800, 800])
+    _assert_same(partial_fit_chunks(SteinLatent(3, order=2), X, Ys, sizes), ref, null=False)
 
 
 def test_unlabelled_first_chunk_waits_then_fits(rng):
@@ -236,7 +227,7 @@ def test_every_score_family_partial_fit_equals_fit(frozen_scores):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 full = SteinLatent(2, **kw).fit(X, Y)
-                est = _stream(SteinLatent(2, **kw), X, Y, [500, 1, 299, 400])
+                est = partial_fit_chunks(SteinLatent(2, **kw), X, Y, [500, 1, 299, 400])
             _assert_same(est, full, rtol=1e-8)
 
 
@@ -246,11 +237,11 @@ def test_unfitted_score_refitted_until_the_sample_is_complete(rng, score):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         # Up to score_sample_size rows the score is refitted on all rows seen: = fit.
-        est = _stream(SteinLatent(2, order=1, score_model=score), X, Y, [600, 600])
+        est = partial_fit_chunks(SteinLatent(2, order=1, score_model=score), X, Y, [600, 600])
         _assert_same(est, SteinLatent(2, order=1, score_model=score).fit(X, Y), rtol=1e-8)
         # Beyond it, the score fitted on the first rows is kept (frozen).
-        small = _stream(SteinLatent(2, order=1, score_model=score, score_sample_size=600),
-                        X, Y, [600, 600])
+        small = partial_fit_chunks(
+            SteinLatent(2, order=1, score_model=score, score_sample_size=600), X, Y, [600, 600])
         first = SteinLatent(2, order=1, score_model=score).fit(X[:600], Y[:600])
         frozen = SteinLatent(2, order=1, score_model=FrozenEstimator(first.score_model_))
         _assert_same(small, frozen.fit(X, Y), rtol=1e-8)
@@ -260,7 +251,7 @@ def test_classes_seen_later_add_columns(rng):
     X, _ = _data(rng, n=900)
     labels = np.array(["a", "b", "c", "d"])[(X[:, 0] > 0).astype(int) + 2 * (X[:, 1] > 0.5)]
     labels[:300] = np.where(labels[:300] == "d", "c", labels[:300])  # "d" appears later
-    est = _stream(SteinLatent(2, order=1), X, labels, [300, 300, 300])
+    est = partial_fit_chunks(SteinLatent(2, order=1), X, labels, [300, 300, 300])
     assert est.classes_.tolist() == ["a", "b", "c", "d"]
     full = SteinLatent(2, order=1).fit(X, labels)
     assert subspace_distance(est.components_.T, full.components_.T) < 1e-8

@@ -15,7 +15,7 @@ from ._precomputed import PrecomputedStein
 from ._refined import RefinedSteinLatent
 from ._regressor import SteinRegressor
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 __all__ = [
     "SteinLatent",
     "RefinedSteinLatent",

@@ -1,11 +1,12 @@
 """SteinLatent: the latent-space estimator of Tian, Wu & Feng (orders 1, 2, both).
 
-The estimator holds the parameters and walks the rows through the pipeline of
-:mod:`steinlatent._pipeline`; it never computes a Stein matrix itself. ``fit`` runs
-the pipeline over row blocks, :meth:`SteinLatent.partial_fit` over calls
-(:mod:`steinlatent._streaming`) and a Dask array over its blocks
-(:mod:`steinlatent.dask`). Every fitted attribute is assigned in
-:meth:`SteinLatent._set_fitted`.
+The estimator holds the parameters and drives one fit session; it never computes a
+Stein matrix itself. Every path settles the "auto" settings in
+:func:`steinlatent._session.settle` (the frozen ``spec_``), then feeds the rows to a
+:class:`steinlatent._pipeline.FitSession`: ``fit`` all of them in row blocks,
+:meth:`SteinLatent.partial_fit` one chunk per call (:mod:`steinlatent._streaming`) and
+a Dask array its blocks (:mod:`steinlatent.dask`). Every fitted attribute is assigned
+in :meth:`SteinLatent._set_fitted`, from one :class:`~steinlatent._pipeline.FitResult`.
 
 Length: over 500 lines because a third of it is the class docstring (every parameter,
 the orders, pooling, semi-supervised fits); the code is one estimator.
@@ -28,29 +29,20 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._pipeline import (
-    FitResult,
-    NotEnoughData,
-    accumulate,
-    finish,
-    first_order_rank,
-    new_accumulator,
-    resolve_order,
-    resolve_pooling,
-    score_model_for,
-)
-from ._responses import plan_responses
+from ._pipeline import FitResult, FitSession, NotEnoughData
+from ._session import first_order_rank, responses_as_read, settle
 from ._streaming import StreamingMixin
-from ._utils import int_seed
-from ._validation import check_samples, renamed_parameters
-from .scores._scaled import ScaledScore, data_scale
+from ._validation import read_samples, renamed_parameters
+from .scores._scaled import ScaledScore
 
 __all__ = ["SteinLatent"]
 
-# Fitted attributes that only some fits set; _set_fitted clears them all first.
-_OPTIONAL_FITTED = (
-    "singular_values_", "eigenvalues_", "classes_", "selection_", "decoder_",
-    "null_level_", "score_selection_",
+# Every fitted attribute: _set_fitted clears them all, then sets those that apply.
+_FITTED = (
+    "n_features_in_", "feature_names_in_", "spec_", "n_samples_seen_", "mode_", "order_",
+    "pooling_", "n_labelled_", "score_model_", "mean_", "stein_matrix_", "null_level_",
+    "classes_", "eigenvalues_", "singular_values_", "n_components_", "components_",
+    "decoder_", "selection_", "score_selection_",
 )
 
 
@@ -80,9 +72,10 @@ class SteinLatent(
 
     Every score model runs on every path: ``fit`` accumulates the Stein sums over row
     blocks, :meth:`partial_fit` over calls and a Dask array over its blocks
-    (:mod:`steinlatent.dask`), all through the same accumulator. The noise floor is the
-    Stein matrix of the responses multiplied by random signs (a sum over rows, so it is
-    the same on every path).
+    (:mod:`steinlatent.dask`), all through the same accumulator, after every "auto"
+    setting has been settled the same way (``spec_``), so the three paths give the same
+    estimator at default settings. The noise floor is the Stein matrix of the responses
+    multiplied by random signs (a sum over rows, so it is the same on every path).
 
     Parameters
     ----------
@@ -122,15 +115,16 @@ class SteinLatent(
         Expansion of a univariate continuous y into several responses, so that more
         than one direction can be found from one y. "slices": the indicators of H
         quantile slices of y, H = max(n_components + 1, min(10, n // 100)) (with
-        ``n_components="auto"``, k = 3 in that rule), the edges fixed from the
-        labelled rows of ``fit`` (``partial_fit`` and Dask do not expand yet); with the
-        Gaussian score first order is then sliced inverse regression, and second
-        order its SAVE/pHd analogue. A callable maps the (m,) values of y to an
-        (m, k) array, row by row. "auto": slices when y is one continuous column and
-        ``n_components`` is "auto" or larger than 1, unless ``order=2`` (y's own
-        second-order matrix has full rank: pHd) or ``pooling="mean"``; None never
-        expands. See
-        :mod:`steinlatent._responses`.
+        ``n_components="auto"``, k = 3 in that rule; a y with at most H distinct
+        values gets one slice per value), the edges fixed from the labelled rows of
+        ``fit`` and of a Dask fit (which reads y whole), and from the first chunk in
+        ``partial_fit``, which warns (pass ``FixedSlices(edges)`` for the same slices
+        on every path); with the Gaussian score first order is then sliced inverse
+        regression, and second order its SAVE/pHd analogue. A callable maps the (m,)
+        values of y to an (m, k) array, row by row. "auto": slices when y is one
+        continuous column and ``n_components`` is "auto" or larger than 1, unless
+        ``order=2`` (y's own second-order matrix has full rank: pHd) or
+        ``pooling="mean"``; None never expands. See :mod:`steinlatent._responses`.
     selector : str or selector object, default="ladle"
         Dimension selector used when ``n_components="auto"``.
     decoder : "linear", None or a scikit-learn regressor, default="linear"
@@ -149,8 +143,12 @@ class SteinLatent(
         rows for ``partial_fit``, a random sample for Dask), then accumulate the Stein
         sums over all rows. ``fit`` on a numpy array fits the score on all rows.
     random_state : int, RandomState or None, default=None
-        Seeds the noise-floor signs, the score models' own randomness through them, and
-        the selectors.
+        Seeds every random draw: the noise-floor signs, the score model (one with a
+        ``random_state`` of None gets this seed), the Dask sample of
+        ``score_sample_size`` rows and the selectors. None: the noise floor uses the
+        fixed seed 0, so that a fit is a function of the data (the floor is a scale,
+        not a resample); the other draws use fresh entropy, never numpy's global
+        random state.
 
     Attributes
     ----------
@@ -182,6 +180,16 @@ class SteinLatent(
         Class labels when the responses were one-hot encoded.
     n_labelled_ : int
         Number of labelled rows (n_samples for supervised, 0 for unsupervised).
+    spec_ : FitSpec
+        How every "auto" setting resolved, settled once before any row was
+        accumulated (:func:`steinlatent._session.settle`, in this order: responses,
+        features, scale, score model, pooling, order, seed): ``spec_.plan`` (the
+        responses: ``plan.classes``, the slice ``plan.edges`` of a univariate y,
+        ``plan.encode(Y, n_rows)``), ``spec_.include_features``, ``spec_.scale``,
+        ``spec_.score_model`` and how it is fitted (``spec_.score_fit``),
+        ``spec_.pooling``, ``spec_.order``, ``spec_.seed``. The same on every path
+        (``fit``, :meth:`partial_fit`, Dask) for the same rows, except what a path
+        cannot know, which it says (see :meth:`partial_fit`).
     n_samples_seen_ : int
     n_features_in_ : int
     feature_names_in_ : ndarray of str
@@ -274,6 +282,9 @@ class SteinLatent(
     def fit(self, X, Y=None):
         """Estimate the latent space from X (n, p) and optional responses Y (n, q).
 
+        Every "auto" setting is settled once, in a documented order, before any row is
+        accumulated (:func:`steinlatent._session.settle`); ``spec_`` shows the result.
+
         Parameters
         ----------
         X : array-like or dask array of shape (n_samples, n_features)
@@ -291,72 +302,17 @@ class SteinLatent(
             from .dask import fit_dask
 
             return fit_dask(self, X, Y)
-        X = check_samples(self, X, reset=True)
-        self.__dict__.pop("_stream", None)  # partial_fit starts afresh after fit
-        plan = plan_responses(Y, include_features=self.include_features,
-                              response_type=self.response_type,
-                              response_expansion=self.response_expansion,
-                              n_components=self.n_components, order=self.order,
-                              pooling=self.pooling)
-        labels = None
-        if plan.supervised:
-            # All rows are at hand: encode and check them once, so that errors name Y
-            # rather than a block and the accumulator reads views of the encoded
-            # labels; accumulate the feature block only when x joins the responses
-            # (semi-supervised, or asked for).
-            Y_raw = Y
-            L, labelled = labels = plan.encode(Y, X.shape[0])
-            if plan.include_features == "auto":
-                plan = replace(plan, features=not labelled.all())
-            # Y as the selectors read it: labels, or floats with NaN on unlabelled rows.
-            if plan.categorical:
-                Y = np.asarray(Y).reshape(-1)
-            elif plan.expansion is not None:
-                Y = np.where(labelled, np.asarray(Y_raw, dtype=np.float64).reshape(-1),
-                             np.nan)
-            else:
-                Y = L if labelled.all() else np.where(labelled[:, None], L, np.nan)
-        # Far from unit scale (|log2| of the spread above 40), third moments under- or
-        # overflow: fit on X / c for a power of two c and answer for X (ScaledScore).
-        scale = data_scale(X) if not _is_frozen(self.score_model) else 1.0
-        if scale != 1.0:
-            X = X / scale
-        selection = None
-        param = self.score_model
-        if isinstance(param, str) and param == "auto":
-            param, selection = self._select_score_model(X, Y)
-        model, fitted = score_model_for(param)
-        if fitted:
-            model.fit(X)  # a frozen model only checks that X has its features
-        elif not getattr(model, "fits_from_moments", False):
-            model.fit(X)
-            fitted = True
-        pooling = self._pooling(plan, X.shape[1], Y)
-        order = self._order(plan, model, X.shape[1], Y, pooling)
-        acc = new_accumulator(model, fitted, plan, order=order, noise_floor=self.noise_floor,
-                              pooling=pooling, seed=int_seed(self.random_state))
-        accumulate(acc, X, labels=labels)
+        X, names = read_samples(X)
+        spec, labels = settle(self.get_params(deep=False), X, Y, n_rows=X.shape[0],
+                              n_features=X.shape[1], path="fit")
+        session = FitSession(spec, n_features=X.shape[1], feature_names=names)
         try:
-            result = self._finish(acc, plan, order, pooling)
+            result = session.add(X, labels=labels).finish()
         except NotEnoughData as exc:
             raise ValueError(str(exc)) from None
-        self._set_fitted(result, X=X, Y=Y, score_selection=selection, scale=scale)
-        if self.n_components != "auto" and self.decoder in ("linear", None):
-            from ._streaming import _Stream
-
-            self._stream = _Stream.after_fit(self, plan, acc, order, pooling)
-        return self
-
-    def _select_score_model(self, X, Y):
-        """``score_model="auto"``: the rule of :func:`steinlatent.scores.select_score_model`
-        (held-out Hyvarinen objective without Y, held-out prediction of Y with it)."""
-        from .scores._auto import select_score_model
-
-        k = self.n_components if self.n_components != "auto" else 2
-        params = {"pooling": self.pooling, "include_features": self.include_features,
-                  "response_type": self.response_type}
-        return select_score_model(X, Y, n_components=k, order=self.order,
-                                  estimator_params=params, random_state=self.random_state)
+        if self.n_components == "auto" or self.decoder not in ("linear", None):
+            result = replace(result, session=None)  # partial_fit cannot continue these
+        return self._set_fitted(self._complete(result, X, Y))
 
     def _check_settings(self) -> None:
         if self.order == "both" and not self.noise_floor:
@@ -365,95 +321,89 @@ class SteinLatent(
                 "needs noise_floor=True."
             )
 
-    @staticmethod
-    def _n_columns(plan, n_features: int, Y) -> int:
-        """Response columns of the fit: labels (one per class) and features if they join."""
-        q = plan.n_label_columns or (0 if Y is None else (np.shape(Y) + (1,))[1])
-        features = plan.features if plan.supervised else True
-        return q + (n_features if features else 0)
-
-    def _pooling(self, plan, n_features: int, Y) -> str:
-        return resolve_pooling(self.pooling, self._n_columns(plan, n_features, Y))
-
-    def _order(self, plan, model, n_features: int, Y, pooling: str):
-        q = plan.n_label_columns or (0 if Y is None else (np.shape(Y) + (1,))[1])
-        features = plan.features if plan.supervised else True
-        return resolve_order(
-            self.order,
-            supervised=plan.supervised,
-            smoothed=bool(getattr(model, "smoothed", False)),
-            n_components=self.n_components,
-            rank1=first_order_rank(plan, n_features, q, features),
-            noise_floor=self.noise_floor,
-            one_hot=plan.categorical,
-            pooling=pooling,
-        )
-
     # ------------------------------------------------------------ fitted state
-    def _finish(self, acc, plan, order, pooling):
-        """Step 4 with this estimator's settings, for fit, partial_fit and Dask alike.
+    def _complete(self, result: FitResult, X=None, Y=None) -> FitResult:
+        """The result with the dimension (``n_components="auto"``: the selector), the
+        components and the decoder; warns about what the spectrum shows."""
+        if result.pending is not None:
+            return result
+        dec = result.decomposition
+        self._warn_semi_supervised(result)
+        k, selection = self._n_components(result, X, Y)
+        if dec.order == 2:
+            self._warn_if_noise(result, dec.spectrum, k)
+        V = dec.vectors[:, :k]
+        return replace(result, n_components=k, components=V.T.copy(), selection=selection,
+                       decoder=self._decoder(result, V, X))
 
-        Raises :class:`~steinlatent._pipeline.NotEnoughData` when the sums cannot give a
-        fit yet: ``fit`` and Dask turn it into a ValueError, ``partial_fit`` waits.
-        """
-        return finish(acc, order=order, include_features=self.include_features,
-                      pooling=pooling, noise_floor=self.noise_floor,
-                      n_components=self.n_components, plan=plan)
-
-    def _set_fitted(self, result: FitResult, *, X=None, Y=None, score_selection=None,
-                    scale: float = 1.0):
+    def _set_fitted(self, result: FitResult):
         """Assign every fitted attribute from one result; clear those that do not apply.
 
-        ``scale`` != 1: the rows were divided by it (see ``data_scale``); the mean and
-        the score model are returned to the units of X, the Stein matrices and spectra
-        stay in the units of X / scale.
+        The only place where fitted attributes are written (``fit``, ``partial_fit``
+        and the Dask path all end here), so a refit leaves nothing stale and a call
+        that fails before it leaves the estimator as it was.
+
+        ``spec_.scale`` != 1: the rows were divided by it (see ``data_scale``); the
+        mean and the score model are returned to the units of X, the Stein matrices
+        and spectra stay in the units of X / scale.
         """
-        for name in _OPTIONAL_FITTED:
+        for name in _FITTED:
             self.__dict__.pop(name, None)
-        if score_selection is not None:
-            self.score_selection_ = score_selection
+        spec = result.spec
+        self._session = result.session
+        self._pending = result.pending
+        self.n_features_in_ = result.n_features
+        if result.feature_names is not None:
+            self.feature_names_in_ = result.feature_names
+        self.spec_ = spec
+        self.n_samples_seen_ = result.n_samples
+        if spec.score_selection is not None:
+            self.score_selection_ = list(spec.score_selection)
+        if result.pending is not None:
+            return self
         dec, sums = result.decomposition, result.sums
         self.mode_ = result.mode
-        self.order_ = result.order
+        self.order_ = dec.order
+        self.pooling_ = spec.pooling
         self.n_labelled_ = sums.n_labelled
-        self.n_samples_seen_ = sums.n_samples
-        self.score_model_ = sums.score_model
-        self.mean_ = sums.mean
-        if scale != 1.0:
-            self.score_model_ = ScaledScore(sums.score_model, scale)
-            self.mean_ = sums.mean * scale
+        scaled, model = spec.scale != 1.0, sums.score_model
+        self.score_model_ = ScaledScore(model, spec.scale) if scaled else model
+        self.mean_ = sums.mean * spec.scale if scaled else sums.mean
         self.stein_matrix_ = dec.matrix
-        self.pooling_ = result.pooling
         self.null_level_ = dec.null_level
-        if result.plan.categorical:
-            self.classes_ = result.plan.classes
-        if dec.order == 2 and result.pooling == "mean":
+        if spec.plan.categorical:
+            self.classes_ = spec.plan.classes
+        if dec.order == 2 and spec.pooling == "mean":
             self.eigenvalues_ = dec.spectrum
         else:
             self.singular_values_ = dec.spectrum
         self._covariance = sums.covariance
-        self._warn_semi_supervised(result)
-        k = self._n_components(dec, result, X, Y)
-        self.n_components_ = k
-        self.components_ = dec.vectors[:, :k].T.copy()
-        if dec.order == 2:
-            self._warn_if_noise(dec.spectrum)
-        self._fit_decoder(X)
+        if result.components is not None:
+            self.n_components_ = result.n_components
+            self.components_ = result.components
+            self.decoder_ = result.decoder
+            if result.selection is not None:
+                self.selection_ = result.selection
         return self
 
-    def _n_components(self, dec, result, X, Y) -> int:
-        p = self.n_features_in_
+    def _n_components(self, result: FitResult, X, Y) -> tuple[int, object]:
+        """(dimension, selector): ``n_components``, or the selector's choice for "auto"."""
+        dec, p = result.decomposition, result.n_features
         limit = p
         if dec.order == 1:
-            limit = first_order_rank(result.plan, p, result.n_label_columns, result.features)
+            limit = first_order_rank(result.spec.plan, p, result.n_label_columns,
+                                     result.features)
         if self.n_components == "auto":
             from .selection import resolve_selector
 
             selector = resolve_selector(self.selector)
-            k = int(selector.select(self, X, Y, spectrum=dec.spectrum,
+            # The selector reads the fitted state (order_, spec_, ...) of a clone that
+            # has every attribute but the components.
+            view = clone(self)._set_fitted(result)
+            Y_read = responses_as_read(result.spec.plan, Y, result.n_samples)
+            k = int(selector.select(view, X, Y_read, spectrum=dec.spectrum,
                                     max_components=max(limit, 1)))
-            self.selection_ = selector
-            return k
+            return k, selector
         k = self.n_components
         if k > limit:
             why = "n_features" if dec.order != 1 else "the rank of the first-order matrix"
@@ -463,14 +413,15 @@ class SteinLatent(
                 f"response directions)). Choose n_components <= {limit}, or order=2 or "
                 "'both' (rank limit n_features)."
             )
-        return k
+        return k, None
 
-    def _warn_semi_supervised(self, result: FitResult) -> None:
+    @staticmethod
+    def _warn_semi_supervised(result: FitResult) -> None:
         if (
-            self.mode_ == "semi-supervised"
+            result.mode == "semi-supervised"
             and result.features
-            and self.order_ == 1
-            and not getattr(self.score_model_, "smoothed", False)
+            and result.decomposition.order == 1
+            and not getattr(result.sums.score_model, "smoothed", False)
         ):
             warnings.warn(
                 "Semi-supervised first order with an unsmoothed score: the feature block "
@@ -481,23 +432,24 @@ class SteinLatent(
                 stacklevel=4,
             )
 
-    def _warn_if_noise(self, spectrum) -> None:
-        k = self.n_components_
-        if self.null_level_ is None or self.null_level_ <= 0:
+    @staticmethod
+    def _warn_if_noise(result: FitResult, spectrum, k: int) -> None:
+        null_level = result.decomposition.null_level
+        if null_level is None or null_level <= 0:
             return
         weakest = float(np.abs(spectrum[k - 1]))
-        if weakest < 1.5 * self.null_level_:
+        if weakest < 1.5 * null_level:
             shown = ", ".join(f"{v:.3g}" for v in spectrum[: min(len(spectrum), k + 3)])
             warnings.warn(
                 f"The second-order Stein matrix is close to its noise floor: its leading "
-                f"values are [{shown}] against {self.null_level_:.3g} with sign-flipped "
+                f"values are [{shown}] against {null_level:.3g} with sign-flipped "
                 "responses. "
                 + (
                     "With y = x it measures departures from the score's model (third "
                     "moments for a Gaussian score), which are noise for near-Gaussian or "
                     "symmetric x: use order=1 with a smoothed score (score_model='kernel', "
                     "'denoising', or GaussianScore(shrinkage=...))."
-                    if self.mode_ == "unsupervised"
+                    if result.mode == "unsupervised"
                     else "Responses that are (near-)linear in x have a zero second-order "
                     "Stein matrix; use order=1 or order='both'."
                 ),
@@ -505,27 +457,23 @@ class SteinLatent(
                 stacklevel=4,
             )
 
-    def _fit_decoder(self, X) -> None:
+    def _decoder(self, result: FitResult, V, X):
         """The decoder of :meth:`inverse_transform`; the linear one from the covariance:
         with z = V^T (x - mean), least squares of x - mean on z is
         pinv(V^T Sigma V) V^T Sigma, so no pass over the rows is needed."""
         if self.decoder is None:
-            self.decoder_ = None
-            return
-        V = self.components_.T
+            return None
         if self.decoder == "linear":
-            SV = self._covariance @ V
+            SV = result.sums.covariance @ V
             coef, *_ = np.linalg.lstsq(V.T @ SV, SV.T, rcond=None)
-            self.decoder_ = coef  # (k, p)
-            return
+            return coef  # (k, p)
         if X is None:
             raise ValueError(
                 f"decoder={self.decoder!r} is fitted on all rows, which partial_fit and "
                 "Dask fits do not keep; use decoder='linear' or None."
             )
-        scale = getattr(self.score_model_, "scale", 1.0)
-        X = X * scale if scale != 1.0 else X
-        self.decoder_ = clone(self.decoder).fit((X - self.mean_) @ V, X)
+        mean = result.sums.mean * result.spec.scale
+        return clone(self.decoder).fit((X - mean) @ V, X)
 
     def inverse_transform(self, X):
         """Map latent coordinates (n, n_components_) back to feature space.
@@ -579,12 +527,6 @@ class SteinLatent(
         tags.target_tags.required = False
         tags.transformer_tags.preserves_dtype = ["float64"]  # see Notes: float64 sums
         return tags
-
-
-def _is_frozen(param) -> bool:
-    from sklearn.frozen import FrozenEstimator
-
-    return isinstance(param, FrozenEstimator)
 
 
 def _is_dask_collection(obj) -> bool:

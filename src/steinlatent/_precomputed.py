@@ -24,6 +24,8 @@ from numbers import Integral
 import numpy as np
 from sklearn.utils.extmath import svd_flip
 
+from ._responses import features_join, settle_responses
+
 __all__ = ["PrecomputedStein"]
 
 
@@ -159,8 +161,9 @@ class PrecomputedStein:
         if Y.ndim != 2 or Y.shape[0] != n:
             raise ValueError(f"Y must have shape ({n},) or ({n}, q), one row per row of X; "
                              f"got shape {Y.shape}.")
-        if labelled is None:  # as in SteinLatent: rows of Y that are all NaN are unlabelled
-            idx = np.flatnonzero(~np.all(np.isnan(Y), axis=1))
+        if labelled is None:  # SteinLatent's rule: rows of Y that are all NaN are unlabelled
+            _, _, mask = settle_responses(Y, n, response_type="continuous", encode=False)
+            idx = np.flatnonzero(mask)
         else:
             lab = np.asarray(labelled)
             if lab.dtype == bool:
@@ -199,8 +202,8 @@ class PrecomputedStein:
                                  "Stein matrix would be empty.")
             return self._G_features
         idx, Yl = self._labelled_responses(Y, labelled)
-        if include_features == "auto":  # as SteinLatent: features when rows are unlabelled
-            include_features = idx.size < self.n_samples_
+        include_features = features_join(include_features, supervised=True,
+                                         unlabelled=idx.size < self.n_samples_)
         Wl = self.R_[:, idx] @ (Yl - Yl.mean(axis=0)) / idx.size
         G = Wl @ Wl.T
         return G + self._G_features if include_features else G

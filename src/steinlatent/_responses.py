@@ -18,13 +18,12 @@ E[h(y) | x] = g(B^T x), so Stein's lemma still points into span(B):
 
 * ``"slices"``: the indicators of H quantile slices of y (one-hot, H columns). The
   interior edges are the quantiles of y at 1/H, ..., (H-1)/H, fixed once from the
-  data (all labelled rows in ``fit``; the labelled rows of the Y given to
-  :func:`plan_responses` on the other paths: the first chunk in ``partial_fit``) and
-  then applied to every block, so every path encodes the same way. (``partial_fit``
-  and the Dask path plan their responses themselves; they expand y once they pass
-  ``response_expansion`` on. A :class:`FixedSlices` callable gives every path the
-  same edges.) A value equal to an edge goes to the upper
-  slice. H follows :func:`n_slices`:
+  data (all labelled rows in ``fit`` and on Dask, which reads a univariate y whole;
+  the first chunk in ``partial_fit``, which warns) and then applied to every block,
+  so every block of a fit is encoded the same way. A :class:`FixedSlices` callable
+  gives every path the same edges. A value equal to an edge goes to the upper
+  slice; a y with at most H distinct values gets one slice per value (the edges are
+  the midpoints). H follows :func:`n_slices`:
   H = max(k + 1, min(10, n // 100)), k the number of directions asked for (3 for
   "auto"), capped by the number of distinct values of y. With the Gaussian score,
   first order on these responses is sliced inverse regression (SIR) (the centred
@@ -49,8 +48,9 @@ from sklearn.utils.multiclass import type_of_target
 
 from ._validation import labelled_rows
 
-__all__ = ["ResponsePlan", "plan_responses", "looks_categorical", "n_slices",
-           "slice_edges", "resolve_expansion", "FixedSlices"]
+__all__ = ["ResponsePlan", "plan_responses", "settle_responses", "features_join",
+           "looks_categorical", "n_slices", "slice_edges", "resolve_expansion",
+           "FixedSlices"]
 
 #: Largest number of quantile slices chosen by :func:`n_slices` (with enough rows).
 MAX_SLICES = 10
@@ -121,27 +121,30 @@ class ResponsePlan:
             return self
         return self.with_classes(np.concatenate([self.classes, np.asarray(new)]))
 
-    def encode(self, Y, n_rows: int, *, name: str = "Y"):
-        """Encode one block of Y: (labels as float (n_rows, q) with unlabelled rows
-        zeroed, labelled mask). Raises a ValueError naming ``name`` for bad values."""
+    def labelled(self, Y, n_rows: int, *, name: str = "Y") -> np.ndarray:
+        """The labelled-row rule alone: False for rows of Y that are entirely NaN
+        (class labels are all labelled). Checks Y as :meth:`encode` does."""
         if self.categorical:
-            labels = np.asarray(Y)
-            if labels.ndim == 2 and labels.shape[1] == 1:
-                labels = labels[:, 0]
-            if labels.ndim != 1 or labels.shape[0] != n_rows:
-                raise ValueError(
-                    f"{name} must be 1-D class labels with {n_rows} rows; got shape "
-                    f"{labels.shape}."
-                )
-            # Classes keep their order of first appearance in partial_fit, so the
-            # lookup goes through the unique values rather than a sorted search.
-            values, inverse = np.unique(labels, return_inverse=True)
-            where = {c: i for i, c in enumerate(self.classes.tolist())}
-            unknown = [v for v in values.tolist() if v not in where]
-            if unknown:
-                raise ValueError(f"{name} holds classes {unknown[:5]} not seen when fitting.")
-            idx = np.array([where[v] for v in values.tolist()], dtype=np.intp)[inverse]
-            return _onehot(idx, len(self.classes)), np.ones(n_rows, dtype=bool)
+            self._labels(Y, n_rows, name)
+            return np.ones(n_rows, dtype=bool)
+        Yf = self._values(Y, n_rows, name)
+        if self.expansion is not None:
+            return ~np.isnan(Yf[:, 0])
+        return labelled_rows(Yf, name=name)
+
+    def _labels(self, Y, n_rows: int, name: str) -> np.ndarray:
+        labels = np.asarray(Y)
+        if labels.ndim == 2 and labels.shape[1] == 1:
+            labels = labels[:, 0]
+        if labels.ndim != 1 or labels.shape[0] != n_rows:
+            raise ValueError(
+                f"{name} must be 1-D class labels with {n_rows} rows; got shape "
+                f"{labels.shape}."
+            )
+        return labels
+
+    def _values(self, Y, n_rows: int, name: str) -> np.ndarray:
+        """Y as float64 (n_rows, q), checked (NaN allowed, as whole unlabelled rows)."""
         from sklearn.utils.validation import check_array
 
         Yf = check_array(
@@ -157,13 +160,37 @@ class ResponsePlan:
                 f"{name} has {Yf.shape[0]} rows but X has {n_rows}; each sample needs one "
                 "row of responses."
             )
-        if self.expansion is not None:
-            return self._expand(Yf, name)
-        if self.n_label_columns and Yf.shape[1] != self.n_label_columns:
+        if self.expansion is not None and Yf.shape[1] != 1:
+            raise ValueError(
+                f"response_expansion expands a univariate y; {name} has {Yf.shape[1]} "
+                "columns. Pass response_expansion=None for several responses."
+            )
+        if self.expansion is None and self.n_label_columns and (
+            Yf.shape[1] != self.n_label_columns
+        ):
             raise ValueError(
                 f"{name} has {Yf.shape[1]} columns; the responses seen before had "
                 f"{self.n_label_columns}."
             )
+        return Yf
+
+    def encode(self, Y, n_rows: int, *, name: str = "Y"):
+        """Encode one block of Y: (labels as float (n_rows, q) with unlabelled rows
+        zeroed, labelled mask). Raises a ValueError naming ``name`` for bad values."""
+        if self.categorical:
+            labels = self._labels(Y, n_rows, name)
+            # Classes keep their order of first appearance in partial_fit, so the
+            # lookup goes through the unique values rather than a sorted search.
+            values, inverse = np.unique(labels, return_inverse=True)
+            where = {c: i for i, c in enumerate(self.classes.tolist())}
+            unknown = [v for v in values.tolist() if v not in where]
+            if unknown:
+                raise ValueError(f"{name} holds classes {unknown[:5]} not seen when fitting.")
+            idx = np.array([where[v] for v in values.tolist()], dtype=np.intp)[inverse]
+            return _onehot(idx, len(self.classes)), np.ones(n_rows, dtype=bool)
+        Yf = self._values(Y, n_rows, name)
+        if self.expansion is not None:
+            return self._expand(Yf, name)
         labelled = labelled_rows(Yf, name=name)
         if not labelled.all():
             Yf = np.where(labelled[:, None], Yf, 0.0)
@@ -171,11 +198,6 @@ class ResponsePlan:
 
     def _expand(self, Yf: np.ndarray, name: str):
         """The expanded responses of one block of a univariate y (unlabelled rows 0)."""
-        if Yf.shape[1] != 1:
-            raise ValueError(
-                f"response_expansion expands a univariate y; {name} has {Yf.shape[1]} "
-                "columns. Pass response_expansion=None for several responses."
-            )
         y = Yf[:, 0]
         labelled = ~np.isnan(y)
         if self.expansion == "slices":
@@ -228,18 +250,25 @@ def n_slices(n_labelled: int, n_components, n_distinct: int | None = None) -> in
 def slice_edges(y, n_slices_: int) -> np.ndarray:
     """Interior edges of ``n_slices_`` quantile slices of the finite values of y.
 
-    Repeated quantiles (ties in y) are merged, so a slice is never empty by
-    construction.
+    A value equal to an edge goes to the upper slice, so an edge at the smallest value
+    would leave the lowest slice empty: repeated quantiles (ties in y) are merged and
+    such an edge is dropped. When y takes at most ``n_slices_`` distinct values (a 0/1
+    y, say), each value is its own slice: the edges are the midpoints between them.
 
     Examples
     --------
     >>> slice_edges(np.arange(10.0), 2)
     array([4.5])
+    >>> slice_edges(np.r_[np.zeros(6), np.ones(4)], 2)  # the median is 0: one slice per value
+    array([0.5])
     """
     y = np.asarray(y, dtype=np.float64).reshape(-1)
     y = y[np.isfinite(y)]
-    edges = np.quantile(y, np.arange(1, n_slices_) / n_slices_)
-    return np.unique(edges)
+    values = np.unique(y)
+    if values.size <= n_slices_:
+        return 0.5 * (values[1:] + values[:-1])
+    edges = np.unique(np.quantile(y, np.arange(1, n_slices_) / n_slices_))
+    return edges[edges > values[0]]
 
 
 class FixedSlices:
@@ -300,6 +329,76 @@ def resolve_expansion(response_expansion, Y, n_components, *, categorical: bool,
     )
 
 
+def features_join(include_features, *, supervised: bool, unlabelled: bool | None):
+    """Whether x joins the responses: the one rule for ``include_features``.
+
+    Without Y it always does (the unsupervised mode, y = x). With Y, True or False is
+    the user's choice, and "auto" joins x exactly when some rows are unlabelled
+    (semi-supervised, as in the paper). ``unlabelled`` None means that is not known
+    yet (``partial_fit`` before it has seen an unlabelled row): "auto" then answers
+    None, for the caller to decide by the rows that come.
+
+    Examples
+    --------
+    >>> features_join("auto", supervised=True, unlabelled=True)
+    True
+    >>> features_join("auto", supervised=True, unlabelled=None) is None
+    True
+    """
+    if not supervised:
+        return True
+    if include_features != "auto":
+        return bool(include_features)
+    return None if unlabelled is None else bool(unlabelled)
+
+
+def settle_responses(Y, n_rows: int, *, include_features="auto", response_type: str = "auto",
+                     response_expansion=None, n_components=None, order="auto",
+                     pooling="auto", streaming: bool = False, encode: bool = True):
+    """The responses of one fit, settled once: the plan and Y encoded by it.
+
+    What every estimator of the package calls to read its responses, so that the
+    categorical rule, the classes, the slices of a univariate y and the labelled-row
+    rule are the same everywhere.
+
+    Parameters
+    ----------
+    Y : array-like of shape (n_rows,) or (n_rows, n_responses), or None
+    n_rows : int
+        Rows of X (Y must have as many).
+    include_features, response_type, response_expansion, n_components, order, pooling,
+    streaming
+        As in :func:`plan_responses`.
+    encode : bool, default=True
+        False: check Y and find its labelled rows without encoding it (``L`` is None).
+
+    Returns
+    -------
+    plan : ResponsePlan
+    L : ndarray of shape (n_rows, plan columns) or None
+        The encoded responses (one-hot classes, slice indicators or the values as
+        floats), zero on unlabelled rows; None without Y.
+    labelled : ndarray of bool of shape (n_rows,) or None
+        False for unlabelled rows (entirely NaN); None without Y.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> plan, L, labelled = settle_responses(np.array(["a", "b", "a"]), 3)
+    >>> plan.classes.tolist(), L.tolist()
+    (['a', 'b'], [[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
+    """
+    plan = plan_responses(Y, include_features=include_features, response_type=response_type,
+                          streaming=streaming, response_expansion=response_expansion,
+                          n_components=n_components, order=order, pooling=pooling)
+    if Y is None:
+        return plan, None, None
+    if not encode:
+        return plan, None, plan.labelled(Y, n_rows)
+    L, labelled = plan.encode(Y, n_rows)
+    return plan, L, labelled
+
+
 def plan_responses(Y, *, include_features, response_type: str, streaming: bool = False,
                    response_expansion=None, n_components=None, order="auto",
                    pooling="auto") -> ResponsePlan:
@@ -350,9 +449,18 @@ def plan_responses(Y, *, include_features, response_type: str, streaming: bool =
         expansion = resolve_expansion(response_expansion, Y, n_components,
                                       categorical=False, order=order, pooling=pooling)
         if expansion is None:
-            return plan
+            shape = np.shape(Y)
+            return replace(plan, n_label_columns=shape[1] if len(shape) == 2 else 1)
+        if isinstance(expansion, FixedSlices):  # slices with edges given: the same plan
+            return replace(plan, expansion="slices", edges=expansion.edges,
+                           n_label_columns=len(expansion.edges) + 1)
         if expansion != "slices":
-            return replace(plan, expansion=expansion)
+            # The number of columns it gives (pooling and order depend on it): it acts
+            # row by row, so two values tell.
+            y = np.asarray(Y, dtype=np.float64).reshape(-1)
+            out = np.shape(expansion(y[np.isfinite(y)][:2]))
+            return replace(plan, expansion=expansion,
+                           n_label_columns=out[1] if len(out) == 2 else 1)
         y = np.asarray(Y, dtype=np.float64).reshape(-1)
         y = y[np.isfinite(y)]
         if y.size < 2:

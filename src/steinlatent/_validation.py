@@ -8,7 +8,8 @@ import numpy as np
 from sklearn.utils.validation import check_array, validate_data
 
 __all__ = [
-    "renamed_parameters", "check_samples", "check_responses", "check_weights", "labelled_rows",
+    "renamed_parameters", "check_samples", "read_samples", "check_responses", "check_weights",
+    "labelled_rows",
 ]
 
 
@@ -27,6 +28,22 @@ def check_samples(estimator, X, *, reset: bool, name: str = "X", min_samples: in
         ensure_min_samples=min_samples if reset else 1,
     )
     return X
+
+
+def read_samples(X, *, name: str = "X", min_samples: int = 2,
+                 ensure_all_finite: bool = True):
+    """``X`` as a float64 2-D array and its column names (None without), setting nothing.
+
+    An estimator records ``n_features_in_`` and ``feature_names_in_`` with its other
+    fitted attributes, once the fit has succeeded, so a failed call leaves it as it was
+    (``validate_data(reset=True)`` would set them first).
+    """
+    from sklearn.utils.validation import _get_feature_names
+
+    names = _get_feature_names(X)
+    X = check_array(X, dtype=np.float64, ensure_all_finite=ensure_all_finite,
+                    ensure_min_samples=min_samples, input_name=name)
+    return X, names
 
 
 def check_responses(Y, n_samples: int, *, name: str = "Y"):

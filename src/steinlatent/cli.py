@@ -6,7 +6,12 @@ made in the same run.
 User errors (a bad option, an unreadable or inconsistent data file, a setting the
 estimator rejects) print one line ``error: ...`` to stderr and exit with status 2,
 without a traceback. Set the environment variable ``STEINLATENT_DEBUG=1`` to see the
-traceback instead.
+traceback instead. Warnings (a spectrum at its noise floor, a score model that suits
+the data badly) print one line ``warning: ...`` each to stderr; ``--quiet`` silences
+them. ``steinlatent --version`` prints the version.
+
+(Over 500 lines: the argument parser, the data-file checks and the demo's table and
+figure are the one command layer; the library itself does the work.)
 """
 
 from __future__ import annotations
@@ -207,12 +212,16 @@ def _fmt_table(rows: list[dict], cols: list[str]) -> str:
     return "\n".join([line, sep, *body])
 
 
-def _timed_fit(est, X, Y):
+def _timed_fit(name, est, X, Y):
+    """Fit and time ``est``; its warnings are re-issued once each, naming the method."""
     t0 = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         est.fit(X, Y) if Y is not None else est.fit(X)
-    return est, time.perf_counter() - t0
+    seconds = time.perf_counter() - t0
+    for message in dict.fromkeys(str(w.message) for w in caught):
+        warnings.warn(f"{name}: {message}", UserWarning, stacklevel=2)
+    return est, seconds
 
 
 def _numeric_responses(Y, categorical: bool):
@@ -289,17 +298,19 @@ def _demo(args) -> int:
         fits.append(("Stein order 2 (unsupervised), t score",
                      SteinLatent(k, score_model="t", random_state=0), X, None))
     fits.append(("PCA of x", PCA(k), X, None))
-    rows = []
+    # One record per method: the table and the figure both read these.
+    results = []
     spectra = {}
     for name, est, X_fit, Y_fit in fits:
-        est, secs = _timed_fit(est, X_fit, Y_fit)
-        row = {"method": name, "fit time (s)": f"{secs:.3f}"}
-        if B is not None:
-            row["subspace distance"] = f"{subspace_distance(est.components_.T, B):.3f}"
-        rows.append(row)
+        est, secs = _timed_fit(name, est, X_fit, Y_fit)
+        dist = subspace_distance(est.components_.T, B) if B is not None else None
+        results.append({"method": name, "distance": dist, "seconds": secs})
         for attr in ("singular_values_", "eigenvalues_"):
             if hasattr(est, attr) and "Stein" in name:
                 spectra[name] = np.abs(getattr(est, attr))
+    rows = [{"method": r["method"], "fit time (s)": f"{r['seconds']:.3f}",
+             **({"subspace distance": f"{r['distance']:.3f}"} if B is not None else {})}
+            for r in results]
     cols = ["method", "subspace distance", "fit time (s)"] if B is not None else [
         "method",
         "fit time (s)",
@@ -311,11 +322,12 @@ def _demo(args) -> int:
               f"{np.sqrt(2 * k):.2f}.")
     for name, s in spectra.items():
         print(f"{name}: leading |spectrum| " + ", ".join(f"{v:.3g}" for v in s[: k + 3]))
-    _demo_figure(spectra, k, args.out)
+    _demo_figure(results, spectra, k, args.out)
     return 0
 
 
-def _demo_figure(spectra, k, out) -> None:
+def _demo_figure(results, spectra, k, out) -> None:
+    """The demo's finding in one figure: distance and fit time per method, the spectra."""
     try:
         import matplotlib
 
@@ -326,7 +338,34 @@ def _demo_figure(spectra, k, out) -> None:
         return
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(5, 3.5))
+    names = [r["method"] for r in results]
+    with_distance = results[0]["distance"] is not None
+    n_panels = 3 if with_distance else 2
+    fig, axes = plt.subplots(1, n_panels, figsize=(5.2 * n_panels, 0.45 * len(names) + 2.4),
+                             gridspec_kw={"width_ratios": [1.3] * (n_panels - 1) + [1]})
+    ypos = np.arange(len(names))[::-1]  # the table's order, top to bottom
+    panels = list(axes)
+    if with_distance:
+        ax = panels.pop(0)
+        dist = [r["distance"] for r in results]
+        ax.barh(ypos, dist, color=["C0" if d == min(dist) else "0.6" for d in dist])
+        for y, d in zip(ypos, dist, strict=True):
+            ax.text(d, y, f" {d:.3f}", va="center", fontsize=8)
+        ax.set_xlim(0, np.sqrt(2 * k) * 1.15)
+        ax.set_yticks(ypos, names, fontsize=8)
+        ax.set_xlabel("subspace distance to the true B (0 = exact)")
+        ax.set_title("Accuracy")
+    ax = panels.pop(0)
+    secs = [r["seconds"] for r in results]
+    ax.barh(ypos, secs, color="0.6")
+    for y, t in zip(ypos, secs, strict=True):
+        ax.text(t, y, f" {t:.3g} s", va="center", fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlim(min(secs) / 2, max(secs) * 8)
+    ax.set_yticks(ypos, [] if with_distance else names, fontsize=8)
+    ax.set_xlabel("fit time (s, log scale)")
+    ax.set_title("Cost")
+    ax = panels.pop(0)
     for name, s in spectra.items():
         m = min(len(s), 12)
         ax.plot(np.arange(1, m + 1), s[:m] / s[0], marker="o", label=name)
@@ -334,12 +373,12 @@ def _demo_figure(spectra, k, out) -> None:
     ax.set_xlabel("component")
     ax.set_ylabel("|singular value| / largest")
     ax.set_title("Stein spectra (dashed: chosen dimension)")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
     fig.tight_layout()
-    path = out / "demo_spectrum.png"
+    path = out / "demo.png"
     fig.savefig(path, dpi=120)
     plt.close(fig)
-    print(f"\nSaved a figure of the spectra to {path}")
+    print(f"\nSaved a figure of the distances, fit times and spectra to {path}")
 
 
 def _fit(args) -> int:
@@ -397,6 +436,13 @@ _RESPONSE_TYPE_HELP = (
 )
 
 
+def _add_quiet(parser: argparse.ArgumentParser, *, default) -> None:
+    # The subcommands' copy defaults to SUPPRESS, so that it does not overwrite a
+    # --quiet given before the subcommand ("steinlatent --quiet fit ...").
+    parser.add_argument("-q", "--quiet", action="store_true", default=default,
+                        help="do not print warnings (errors are still printed)")
+
+
 def _add_data_options(sub: argparse.ArgumentParser, *, x_required: bool) -> None:
     sub.add_argument(
         "--x", required=x_required,
@@ -412,6 +458,7 @@ def _add_data_options(sub: argparse.ArgumentParser, *, x_required: bool) -> None
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``steinlatent`` argument parser (subcommands ``demo``, ``fit``, ``reproduce``)."""
+    from . import __version__
     from .scores import SCORE_SHORTCUTS
 
     parser = _Parser(
@@ -419,12 +466,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Learn low-dimensional latent spaces with Stein's lemma.",
         epilog=_EPILOG,
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    _add_quiet(parser, default=False)
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser(
         "demo",
-        help="fit Stein, reduced-rank regression and PCA on the paper's t / nonlinear design "
-        "(or on your --x/--y) and print distances and times",
+        help="fit the refined Stein estimator, rOPG, the paper's Stein estimators, "
+        "reduced-rank regression and PCA on the paper's t / nonlinear design (or on your "
+        "--x/--y); print distances and fit times and save them with the spectra as a figure",
         epilog=_EPILOG,
     )
     _add_data_options(demo, x_required=False)
@@ -433,7 +483,9 @@ def build_parser() -> argparse.ArgumentParser:
                       f"uses its true r = {_DEMO_R})")
     demo.add_argument("--n", type=_positive_int, default=5000, help="simulated sample size")
     demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--out", default="results-local/demo", help="folder for the figure")
+    demo.add_argument("--out", default="results-local/demo",
+                      help="folder for the figure (demo.png)")
+    _add_quiet(demo, default=argparse.SUPPRESS)
     demo.set_defaults(func=_demo)
 
     fit = sub.add_parser("fit", help="fit SteinLatent on CSV/NPY files and write the results",
@@ -448,6 +500,7 @@ def build_parser() -> argparse.ArgumentParser:
                      + " (default gaussian)")
     fit.add_argument("--seed", type=int, default=0)
     fit.add_argument("--out", default="results-local/fit")
+    _add_quiet(fit, default=argparse.SUPPRESS)
     fit.set_defaults(func=_fit)
 
     rep = sub.add_parser("reproduce", help="reproduce a figure of the paper", epilog=_EPILOG)
@@ -458,8 +511,14 @@ def build_parser() -> argparse.ArgumentParser:
             import_module(modname).add_arguments(sp)
         except ImportError as exc:  # an optional dependency is missing
             sp.set_defaults(_import_error=str(exc))
+        _add_quiet(sp, default=argparse.SUPPRESS)
         sp.set_defaults(func=_reproduce)
     return parser
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Print a warning as one line ``warning: <message>`` (no source path or code line)."""
+    print(f"warning: {' '.join(str(message).split())}", file=sys.stderr)
 
 
 def _debug() -> bool:
@@ -478,7 +537,8 @@ def main(argv: list[str] | None = None) -> int:
     -------
     int
         0 on success, 2 on a user error (one line ``error: ...`` on stderr); with
-        ``STEINLATENT_DEBUG=1`` the errors propagate with their traceback.
+        ``STEINLATENT_DEBUG=1`` the errors propagate with their traceback. Warnings
+        print as one line ``warning: ...`` each (none with ``--quiet``).
     """
     parser = build_parser()
     try:
@@ -489,7 +549,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args._import_error}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():
+            if args.quiet:
+                warnings.simplefilter("ignore")
+            else:
+                warnings.showwarning = _show_warning
+            return int(args.func(args) or 0)
     except _USER_ERRORS as exc:
         if _debug():
             raise

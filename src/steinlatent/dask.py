@@ -1,16 +1,20 @@
 """The Dask path: fit :class:`steinlatent.SteinLatent` on Dask arrays, transform lazily.
 
 ``SteinLatent().fit(X, Y)`` with a Dask array ``X`` (or ``Y``) calls :func:`fit_dask`,
-an adapter from Dask blocks to the accumulator of :mod:`steinlatent._accumulate`:
-one accumulator per block of rows (with the block's global row offset, so the
+an adapter from Dask blocks to the fit session of :mod:`steinlatent._pipeline`. The
+settings are settled as ``fit`` settles them (:func:`steinlatent._session.settle`):
+a Dask ``Y`` of one column (values or class labels) is read whole first, n numbers,
+and one of several columns is counted for unlabelled rows (a pass over Y, not X).
+Then one accumulator per block of rows (with the block's global row offset, so the
 noise-floor signs are those of the in-memory fit), a tree of ``merge``, and ONE
-``dask.compute``, so every block of X is read once and only O(p^2 q) numbers per block
-travel. The fitted attributes are numpy arrays and equal those of ``fit`` on the same
-rows in memory (up to rounding) whenever the score model is fitted beforehand
-(``FrozenEstimator``) or from moments (the Gaussian score). Other score models (t,
-hyperbolic, kernel, denoising) are first fitted on a random sample of at most
-``score_sample_size`` rows, computed from the Dask array. ``transform`` of a Dask array
-returns a lazy Dask array.
+``dask.compute`` over X, so every block of X is read once (the extreme-scale guard
+reads the first rows in the same pass) and only O(p^2 q) numbers per block travel.
+The fitted attributes are numpy arrays and equal those of ``fit`` on the same rows in
+memory (up to rounding) whenever the score model is fitted beforehand
+(``FrozenEstimator``) or from moments (the Gaussian score), and for other score models
+(t, hyperbolic, kernel, denoising) up to ``score_sample_size`` rows: beyond, they are
+fitted on a random sample of that many rows, computed from the Dask array.
+``transform`` of a Dask array returns a lazy Dask array.
 
 Works with any Dask scheduler: threads, processes, or a ``dask.distributed`` cluster.
 
@@ -23,10 +27,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ._pipeline import NotEnoughData, new_accumulator, score_model_for
-from ._responses import looks_categorical, plan_responses
+from ._pipeline import FitResult, FitSession, NotEnoughData
+from ._session import settle
 from ._streaming import check_finite_chunk
 from ._utils import int_seed
+from .scores._scaled import SCALE_ROWS, data_scale
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._estimator import SteinLatent
@@ -79,28 +84,34 @@ def _as_dask_2d(da, A, name: str, row_chunks=None):
     return A.rechunk({0: row_chunks if row_chunks is not None else A.chunks[0], 1: -1})
 
 
-def _shifts(xb, yb, plan):
-    """Shifts of every block's sums, from the first block (any constant is exact)."""
-    xb = np.asarray(xb, dtype=np.float64)
+def _first(scale, plan, yb0, xb0, *more):
+    """(scale, shift_x, shift_y) of the pass: the scale measured on the first rows
+    (the first blocks, ``xb0`` and ``more``) unless settled already, the shifts from the
+    first block (any constant is exact)."""
+    if scale is None:
+        scale = data_scale(np.vstack([np.asarray(b, dtype=np.float64)
+                                      for b in (xb0, *more)]))
+    xb = np.asarray(xb0, dtype=np.float64) / scale
     shift_x = xb.mean(axis=0) if np.isfinite(xb.sum()) else np.zeros(xb.shape[1])
     shift_y = None
-    if yb is not None:
-        L, labelled = plan.encode(yb, xb.shape[0])
+    if yb0 is not None:
+        L, labelled = plan.encode(yb0, xb.shape[0])
         shift_y = L[labelled].mean(axis=0) if labelled.any() else np.zeros(L.shape[1])
         if not np.all(np.isfinite(shift_y)):
             shift_y = np.zeros(L.shape[1])
-    return shift_x, shift_y
+    return scale, shift_x, shift_y
 
 
-def _block(xb, yb, shifts, template, offset: int, index: int):
+def _block(xb, yb, first, template, offset: int, index: int):
     """The accumulator of one block; a ValueError names the block when it is bad."""
+    scale, shift_x, shift_y = first
     xb = np.asarray(xb, dtype=np.float64)
     check_finite_chunk(xb, "X", index)
     acc = template.copy()
-    acc.shift_x, acc.shift_y = shifts
+    acc.shift_x, acc.shift_y = shift_x, shift_y
     acc.n_rows = offset
     try:
-        acc.update(xb, yb)
+        acc.update(xb if scale == 1.0 else xb / scale, yb)
     except ValueError as exc:
         raise ValueError(f"chunk {index} of Y: {exc}") from None
     return acc
@@ -113,23 +124,54 @@ def _merge(*parts):
     return total
 
 
-def _sample_rows(X, size: int, seed: int) -> np.ndarray:
-    """A random sample of at most ``size`` rows of a Dask array, as numpy."""
+def _sample_rows(dask, X, size: int, seed: int):
+    """The first rows (for the scale) and a random sample of at most ``size`` rows of a
+    Dask array, as numpy, in one compute."""
     n = X.shape[0]
+    head = X[: min(n, SCALE_ROWS)]
     if n <= size:
-        return np.asarray(X.compute(), dtype=np.float64)
-    idx = np.sort(np.random.default_rng(seed).choice(n, size=size, replace=False))
-    return np.asarray(X[idx].compute(), dtype=np.float64)
+        head, sample = dask.compute(head, X)
+    else:
+        idx = np.sort(np.random.default_rng(seed).choice(n, size=size, replace=False))
+        head, sample = dask.compute(head, X[idx])
+    return np.asarray(head, dtype=np.float64), np.asarray(sample, dtype=np.float64)
+
+
+def _read_responses(dask, da, X, Y):
+    """(Y as :func:`settle` reads it, Y for the blocks, whether rows are unlabelled).
+
+    A Y of one column (values or class labels) is read whole, n numbers, so that the
+    classes, the slice edges and the labelled rows are those of ``fit``; of several
+    columns, only its unlabelled rows are counted (a pass over Y, not X).
+    """
+    if Y is None:
+        return None, None, "from Y"
+    if hasattr(Y, "to_dask_array"):
+        raise TypeError(
+            "Y is a Dask DataFrame or Series; convert it with Y.to_dask_array(lengths=True) "
+            "(or .values with known chunk sizes)."
+        )
+    if hasattr(Y, "__dask_graph__") and (Y.ndim == 1 or (Y.ndim == 2 and Y.shape[1] == 1)):
+        (Y,) = dask.compute(Y)
+    if not hasattr(Y, "__dask_graph__"):
+        return Y, Y, "from Y"
+    Yd = _as_dask_2d(da, Y, "Y", row_chunks=X.chunks[0])
+    if Yd.dtype.kind not in "fiub":
+        raise ValueError(f"Y of several columns must be numeric; got dtype {Yd.dtype}.")
+    missing, head = dask.compute(da.isnan(Yd.astype(np.float64)).all(axis=1).sum(),
+                                 Yd[: min(2, Yd.shape[0])])
+    return head, Yd, bool(missing)
 
 
 def fit_dask(estimator: SteinLatent, X, Y=None) -> SteinLatent:
-    """Fit ``estimator`` (a :class:`~steinlatent.SteinLatent`) on Dask arrays, one ``dask.compute``.
+    """Fit ``estimator`` (a :class:`~steinlatent.SteinLatent`) on Dask arrays, one pass over X.
 
-    Called by ``SteinLatent.fit`` when ``X`` or ``Y`` is a Dask array. Every score
-    model and order is supported; ``n_components="auto"`` and a regressor decoder are
-    not (they need all rows at once), nor are categorical labels in a Dask ``Y``
-    (one-hot encode them, or pass ``Y`` as a numpy array). Bad data raises a
-    ValueError naming the block ("chunk 3 of X contains NaN").
+    Called by ``SteinLatent.fit`` when ``X`` or ``Y`` is a Dask array. Every score model,
+    order and response type is supported and settled as ``fit`` settles it (a Y of one
+    column is read whole first; the unlabelled rows of several columns are counted);
+    ``n_components="auto"``, ``score_model="auto"`` and a regressor decoder are not
+    (they need all rows at once). Bad data raises a ValueError naming the block
+    ("chunk 3 of X contains NaN").
 
     Parameters
     ----------
@@ -152,73 +194,55 @@ def fit_dask(estimator: SteinLatent, X, Y=None) -> SteinLatent:
     >>> rng = np.random.default_rng(0)
     >>> X = rng.normal(size=(4000, 6))
     >>> Y = np.tanh(X[:, :2]) + 0.1 * rng.normal(size=(4000, 2))
-    >>> lazy = SteinLatent(2, order=1).fit(da.from_array(X, chunks=1000), Y)
-    >>> eager = SteinLatent(2, order=1).fit(X, Y)
+    >>> lazy = SteinLatent(2).fit(da.from_array(X, chunks=1000), Y)
+    >>> eager = SteinLatent(2).fit(X, Y)
     >>> bool(np.allclose(lazy.components_, eager.components_, atol=1e-10))
     True
     """
+    return estimator._set_fitted(estimator._complete(_fit_result(estimator, X, Y)))
+
+
+def _fit_result(estimator: SteinLatent, X, Y) -> FitResult:
+    """The session of a Dask fit, finished: settle, one pass over the blocks of X."""
     dask, da = _import_dask()
     estimator._check_streamable()
     X = _as_dask_2d(da, X, "X")
     n, p = X.shape
-    if Y is not None:
-        if hasattr(Y, "__dask_graph__") and Y.dtype.kind in "OUSb":
-            raise ValueError(
-                f"Y holds class labels (dtype {Y.dtype}): pass them as a numpy array, or "
-                "one-hot encode them and pass response_type='continuous'."
-            )
-        head = np.asarray(Y[: min(n, 2048)]) if hasattr(Y, "__dask_graph__") else Y
-        categorical = estimator.response_type == "categorical" or (
-            estimator.response_type == "auto" and not hasattr(Y, "__dask_graph__")
-            and looks_categorical(Y)
-        )
-        # Slice edges (response_expansion) come from Y when it is in memory, else from
-        # the first rows of its first block.
-        plan = plan_responses(Y if categorical or not hasattr(Y, "__dask_graph__") else head,
-                              include_features=estimator.include_features,
-                              response_type="categorical" if categorical else "continuous",
-                              response_expansion=estimator.response_expansion,
-                              n_components=estimator.n_components, order=estimator.order,
-                              pooling=estimator.pooling)
-        if categorical:
-            Y = np.asarray(Y).reshape(-1)
-            Y = da.from_array(Y, chunks=(X.chunks[0],))
+    Y_read, Y, unlabelled = _read_responses(dask, da, X, Y)
+    spec, _ = settle(estimator.get_params(deep=False), None, Y_read,
+                     n_rows=n if Y_read is Y else np.shape(Y_read)[0], n_features=p,
+                     path="dask", unlabelled=unlabelled, encode=False)
+    session = FitSession(spec, n_features=p)
+    if spec.score_fit == "rows":
+        head, sample = _sample_rows(dask, X, spec.score_rows,
+                                    int_seed(estimator.random_state))
+        session.measure_scale(head).fit_score(sample)
+    if Y is not None and not hasattr(Y, "__dask_graph__"):
+        if spec.plan.categorical:
+            Y = da.from_array(np.asarray(Y).reshape(-1), chunks=(X.chunks[0],))
         else:
             Y = _as_dask_2d(da, Y, "Y", row_chunks=X.chunks[0])
-    else:
-        plan = plan_responses(None, include_features=True, response_type="continuous")
-    seed = int_seed(estimator.random_state)
-    model, fitted = score_model_for(estimator.score_model)
-    if not fitted and not getattr(model, "fits_from_moments", False):
-        model.fit(_sample_rows(X, estimator.score_sample_size, seed))
-        fitted = True
-    q = plan.n_label_columns or (0 if Y is None else Y.shape[1])
-    Yshape = None if Y is None else np.empty((0, q))
-    pooling = estimator._pooling(plan, p, Yshape)
-    order = estimator._order(plan, model, p, Yshape, pooling)
-    template = new_accumulator(model, fitted, plan, order=order,
-                               noise_floor=estimator.noise_floor, pooling=pooling, seed=seed)
+    template = session.new_accumulator()
     xblocks = X.to_delayed().ravel().tolist()
     yblocks = [None] * len(xblocks) if Y is None else Y.to_delayed().ravel().tolist()
-    shifts = dask.delayed(_shifts, pure=True)(xblocks[0], yblocks[0], plan)
+    # The blocks that hold the first SCALE_ROWS rows (the same tasks: read once).
+    k = int(np.searchsorted(np.cumsum(X.chunks[0]), min(n, SCALE_ROWS))) + 1
+    first = dask.delayed(_first, pure=True)(session.spec.scale, spec.plan, yblocks[0],
+                                            *xblocks[:k])
     offsets = np.concatenate([[0], np.cumsum(X.chunks[0])[:-1]]).astype(int).tolist()
     block = dask.delayed(_block, pure=True)
     parts = [
-        block(xb, yb, shifts, template, off, i)
+        block(xb, yb, first, template, off, i)
         for i, (xb, yb, off) in enumerate(zip(xblocks, yblocks, offsets, strict=True))
     ]
     merge = dask.delayed(_merge, pure=True)
     while len(parts) > 1:
         parts = [merge(*parts[i : i + _FAN_IN]) for i in range(0, len(parts), _FAN_IN)]
-    (acc,) = dask.compute(parts[0])
-    estimator.__dict__.pop("feature_names_in_", None)
-    estimator.__dict__.pop("_stream", None)
-    estimator.n_features_in_ = p
+    acc, (scale, *_) = dask.compute(parts[0], first)
     try:
-        result = estimator._finish(acc, plan, order, pooling)
+        return session.take(acc, scale=scale, n_chunks=len(xblocks)).finish()
     except NotEnoughData as exc:
         raise ValueError(str(exc)) from None
-    return estimator._set_fitted(result)
 
 
 def _project_block(block, mean, components):

@@ -102,15 +102,25 @@ def _feature_names(estimator, p):
     return list(names) if names is not None else [f"x{j}" for j in range(p)]
 
 
-def _frozen_params(estimator) -> dict:
-    """Parameters that pin the refits to the full-data choices (dimension, order)."""
+def _pinned(estimator, Y):
+    """Parameters that pin the refits to the full-data choices, and Y as they read it.
+
+    The dimension and the order; for a ``SteinLatent`` every setting of its settled spec
+    and Y encoded by its plan, as the selectors do (:func:`steinlatent._session.pinned_refit`:
+    the same classes and the same slices of a univariate y on every resample).
+    """
     params = {}
     names = estimator.get_params(deep=False)
     if "n_components" in names:
         params["n_components"] = int(estimator.n_components_)
+    if hasattr(estimator, "spec_"):
+        from ._session import pinned_refit
+
+        pinned, Y = pinned_refit(estimator, Y)
+        return {**params, **pinned}, Y
     if "order" in names and hasattr(estimator, "order_"):
         params["order"] = estimator.order_
-    return params
+    return params, Y
 
 
 def _one_fit(template, X, Y, seed, n):
@@ -143,7 +153,9 @@ def bootstrap(
     The estimator is fitted once on (X, Y); then ``n_boot`` times on rows drawn with
     replacement (x and y resampled together), refitting everything, the score model
     included. Refits use the full-data dimension ``n_components_`` and order
-    ``order_``, so ``n_components="auto"`` is resolved only once.
+    ``order_``, so ``n_components="auto"`` is resolved only once; a ``SteinLatent``'s
+    refits also keep its pooling, feature block and responses as its fit settled them
+    (``spec_``: the same classes, the same slices of a univariate y).
 
     For each refit b the result holds d_b = dist(B_hat*_b, B_hat) (the paper's
     distance) and the aligned loadings R_b B_hat*_b, whose percentiles give
@@ -203,10 +215,12 @@ def bootstrap(
             "estimator of a latent space (SteinLatent, SteinRegressor, PCA, ...)."
         )
     V = np.asarray(full.components_)
-    template = clone(estimator).set_params(**_frozen_params(full))
+    params, Y = _pinned(full, Y)
+    template = clone(estimator).set_params(**params)
     n = len(X) if not hasattr(X, "shape") else X.shape[0]
-    if isinstance(random_state, np.random.Generator):
-        seeds = random_state.integers(0, 2**63 - 1, size=n_boot)
+    if isinstance(random_state, np.random.Generator) or random_state is None:
+        # None: fresh entropy, not numpy's global random state
+        seeds = np.random.default_rng(random_state).integers(0, 2**63 - 1, size=n_boot)
     else:
         seeds = check_random_state(random_state).randint(0, 2**31 - 1, size=n_boot)
     seeds = np.asarray(seeds, dtype=np.int64)

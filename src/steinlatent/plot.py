@@ -141,6 +141,18 @@ def latent_scatter(
     Returns
     -------
     matplotlib.axes.Axes
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> from steinlatent import SteinLatent
+    >>> from steinlatent.datasets import make_index_model
+    >>> from steinlatent.plot import latent_scatter
+    >>> X, Y, B = make_index_model(500, 8, 5, 2, random_state=0)
+    >>> ax = latent_scatter(SteinLatent(2).fit(X, Y), X, c=Y[:, 0], label="y1")
+    >>> ax.get_xlabel(), ax.get_ylabel()
+    ('latent 1', 'latent 2')
     """
     Z = np.asarray(estimator.transform(X))
     i, j = components
@@ -187,6 +199,19 @@ def loadings_heatmap(estimator, ax=None, *, feature_names=None, cmap: str = "RdB
     Returns
     -------
     matplotlib.axes.Axes
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> from steinlatent import SteinLatent
+    >>> from steinlatent.datasets import make_index_model
+    >>> from steinlatent.plot import loadings_heatmap
+    >>> X, Y, B = make_index_model(500, 8, 5, 2, random_state=0)
+    >>> names = [f"x{j}" for j in range(8)]
+    >>> ax = loadings_heatmap(SteinLatent(2).fit(X, Y), feature_names=names)
+    >>> [t.get_text() for t in ax.get_xticklabels()][:3]
+    ['x0', 'x1', 'x2']
     """
     check_is_fitted(estimator, "components_")
     W = np.asarray(estimator.components_)

@@ -199,16 +199,18 @@ def test_no_validation_runs_all_epochs_and_keeps_last():
 
 def test_keyboard_interrupt_keeps_best_weights(monkeypatch):
     X = np.random.default_rng(0).normal(size=(200, 2))
-    original = DenoisingScore._train_epoch
+    from steinlatent.scores import _denoising_training as training
+
+    original = training._train_epoch
     calls = {"n": 0}
 
-    def interrupted(self, *args):
+    def interrupted(*args):
         calls["n"] += 1
         if calls["n"] == 3:
             raise KeyboardInterrupt
-        return original(self, *args)
+        return original(*args)
 
-    monkeypatch.setattr(DenoisingScore, "_train_epoch", interrupted)
+    monkeypatch.setattr(training, "_train_epoch", interrupted)
     with pytest.warns(UserWarning, match="interrupted after 2 epoch"):
         model = DenoisingScore(hidden=(4,), max_epochs=50, random_state=0).fit(X)
     assert model.interrupted_ and model.n_epochs_ == 2 and model.best_epoch_ in (1, 2)

@@ -11,6 +11,7 @@ from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import type_of_target
 
+from .._utils import int_seed
 from ._base import ScoreModel
 
 __all__ = ["select_score_model", "default_candidates"]
@@ -183,8 +184,9 @@ def select_score_model(
     n = X.shape[0]
     if not isinstance(cv, Integral) or cv < 2 or cv > n:
         raise ValueError(f"cv must be an int between 2 and n_samples={n}; got {cv!r}.")
-    rng = check_random_state(random_state)
-    seed = int(rng.randint(2**31 - 1))
+    # None: fresh entropy, not numpy's global random state.
+    seed = (int_seed(None) if random_state is None
+            else int(check_random_state(random_state).randint(2**31 - 1)))
     cands = _as_candidates(candidates, int(n * (cv - 1) / cv), X.shape[1], seed)
     for model in cands.values():
         if "random_state" in model.get_params():

@@ -4,17 +4,17 @@ The network learns the score of the data *smoothed* by Gaussian noise; the small
 noise level is therefore part of the estimand, not a nuisance (see
 :class:`DenoisingScore`). torch is imported only inside the methods, so importing
 this module works without it and ``fit`` says which extra to install. The networks
-(MLP and convolutional U-Net) live in :mod:`._denoising_nets`.
+(MLP and convolutional U-Net) live in :mod:`._denoising_nets`, the training loop in
+:mod:`._denoising_training`.
 
 Length: this file is over 500 lines because about a third of it is the class
 docstring (estimand, units of sigma, architectures, divergence, costs); the code is one
-estimator, its training loop and its inference methods.
+estimator and its inference methods.
 """
 
 from __future__ import annotations
 
 import copy
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -22,24 +22,27 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from .._utils import block_bytes, progress
+from .._utils import block_bytes
 from .._validation import check_weights
 from ._base import ScoreModel
 from ._denoising_nets import _ACTIVATIONS, build_network
+from ._denoising_training import (
+    held_out_set,
+    noise_levels,
+    split_rows,
+    standardisation,
+    torch_device,
+    train_network,
+)
 
 __all__ = ["DenoisingScore"]
 
 _TORCH_HINT = 'DenoisingScore needs PyTorch; install it with: pip install "steinlatent[torch]"'
 
-# "auto" noise ladder, in standardised units: 10 geometric levels from 1 to 0.1.
-_AUTO_LEVELS = np.geomspace(1.0, 0.1, 10)
-
 # Rows per forward pass at inference.
 _EVAL_ROWS = 4096
 # Hutchinson probes of divergence() / score() (Rademacher vectors).
 _PROBES = 8
-# Target number of held-out network evaluations per epoch (early-stopping loss).
-_VAL_EVALS = 4096
 
 
 def _jac_entries() -> int:
@@ -358,33 +361,6 @@ class DenoisingScore(ScoreModel):
             )
         return tuple(int(v) for v in shape), tuple(int(c) for c in channels)
 
-    def _resolve_noise_levels(self, X):
-        if isinstance(self.noise_levels, str):
-            levels = _AUTO_LEVELS.copy()
-            if not self.standardize:
-                # "auto" is relative to the data scale; without standardisation the
-                # network works in the units of x.
-                levels *= float(np.sqrt(np.mean(X.var(axis=0)))) or 1.0
-        else:
-            levels = np.asarray(self.noise_levels, dtype=float).reshape(-1)
-            if levels.size == 0 or not np.all(np.isfinite(levels)) or np.any(levels <= 0):
-                raise ValueError(
-                    "noise_levels must be 'auto', a positive float or a non-empty "
-                    f"sequence of positive finite floats; got {self.noise_levels!r}."
-                )
-        return np.sort(np.unique(levels))[::-1].copy()
-
-    def _resolve_device(self, torch):
-        if self.device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        try:
-            device = torch.device(self.device)
-        except (RuntimeError, TypeError) as exc:
-            raise ValueError(f"device={self.device!r} is not a valid torch device.") from exc
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"device={self.device!r} was requested but CUDA is not available.")
-        return device
-
     # ------------------------------------------------------------------ fit
 
     def fit(self, X, y=None):
@@ -397,35 +373,18 @@ class DenoisingScore(ScoreModel):
         hidden = self._check_hidden()
         X = self._validate_X(X, reset=True)
         torch = _import_torch()
-        device = self._resolve_device(torch)
+        device = torch_device(torch, self.device)
         n, p = X.shape
         image_shape, channels = self._check_image(p)
 
         # Standardisation (chain rule back in score / score_jacobian).
-        if self.standardize:
-            location = X.mean(axis=0)
-            if self.standardize == "global":
-                scale = np.full(p, float(np.sqrt(np.mean(X.var(axis=0)))))
-            else:
-                scale = X.std(axis=0)
-            scale = np.where(scale > 0, scale, 1.0)
-        else:
-            location, scale = np.zeros(p), np.ones(p)
-        levels = self._resolve_noise_levels(X)
+        location, scale = standardisation(X, self.standardize)
+        levels = noise_levels(self.noise_levels, X, self.standardize)
         Z = (X - location) / scale
 
         # Seeds: numpy for the split, torch (local RNG state) for weights and noise.
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-        perm = np.random.default_rng(seed).permutation(n)
-        n_val = 0
-        if self.validation_fraction > 0:
-            n_val = max(1, int(round(self.validation_fraction * n)))
-            if n - n_val < 1:
-                raise ValueError(
-                    f"validation_fraction={self.validation_fraction} leaves no training "
-                    f"samples out of {n}; lower it or pass more samples."
-                )
-        val_idx, train_idx = perm[:n_val], perm[n_val:]
+        val_idx, train_idx = split_rows(n, self.validation_fraction, seed)
 
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -444,74 +403,8 @@ class DenoisingScore(ScoreModel):
         f32 = dict(device=device, dtype=torch.float32)
         Z_train = torch.as_tensor(Z[train_idx], **f32)
         log_levels = torch.log(torch.as_tensor(levels.copy(), **f32))
-        val = None
-        if n_val:
-            # Fixed held-out noise, so the held-out loss is a deterministic function of
-            # the weights. About _VAL_EVALS evaluations (at least one per held-out
-            # sample, at most 16 per sample and level): held-out sample i gets levels
-            # i, i + 1, ... (mod L) on successive passes, so the levels are balanced.
-            L = len(levels)
-            k = np.arange(int(np.clip(_VAL_EVALS, n_val, 16 * n_val * L)))
-            rows, lev = k % n_val, (k % n_val + k // n_val) % L
-            Z_val = torch.as_tensor(Z[val_idx[rows]], **f32)
-            log_sig = log_levels[torch.as_tensor(lev, device=device)][:, None]
-            eps_val = torch.randn(Z_val.shape, generator=gen, **f32)
-            val = ((Z_val + torch.exp(log_sig) * eps_val, log_sig), eps_val)
-
-        opt = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        history = {"train_loss": [], "val_loss": []}
-        best_val, best_state, best_epoch, wait = np.inf, None, 0, 0
-        epoch = 0
-        self.interrupted_ = False
-        bar = progress(show=bool(self.verbose), total=self.max_epochs, desc="DenoisingScore",
-                       unit="epoch")
-        try:
-            for epoch in range(1, self.max_epochs + 1):
-                train_loss = self._train_epoch(torch, net, opt, Z_train, log_levels, gen)
-                history["train_loss"].append(train_loss)
-                if val is not None:
-                    val_loss = self._eval_loss(torch, net, *val)
-                    history["val_loss"].append(val_loss)
-                    if val_loss < best_val - self.tol:
-                        wait = 0
-                    else:
-                        wait += 1
-                    if val_loss < best_val:
-                        best_val, best_epoch = val_loss, epoch
-                        best_state = copy.deepcopy(net.state_dict())
-                else:
-                    best_epoch, best_state = epoch, copy.deepcopy(net.state_dict())
-                bar.update(1)
-                post = {"train": f"{train_loss:.4f}"}
-                if val is not None:
-                    post["val"] = f"{history['val_loss'][-1]:.4f}"
-                bar.set_postfix(post)
-                if val is not None and self.patience is not None and wait >= self.patience:
-                    break
-        except KeyboardInterrupt:
-            self.interrupted_ = True
-            if val is not None:
-                # An epoch counts once its held-out loss is known.
-                del history["train_loss"][len(history["val_loss"]) :]
-            epoch = len(history["train_loss"])
-            if best_state is None:
-                msg = (
-                    "DenoisingScore training was interrupted before the first epoch "
-                    "finished; the network is essentially untrained."
-                )
-            else:
-                msg = (
-                    f"DenoisingScore training was interrupted after {epoch} epoch(s); "
-                    f"keeping the weights of epoch {best_epoch}."
-                )
-            warnings.warn(msg, UserWarning, stacklevel=2)
-        finally:
-            bar.close()
-        if best_state is not None:
-            net.load_state_dict(best_state)
-        net.eval()
-        for prm in net.parameters():
-            prm.requires_grad_(False)
+        val = held_out_set(torch, Z[val_idx], log_levels, gen) if len(val_idx) else None
+        run = train_network(self, torch, net, Z_train, log_levels, val, gen)
 
         self.network_ = net
         self.noise_levels_ = levels
@@ -520,39 +413,11 @@ class DenoisingScore(ScoreModel):
         self._probe_seed = seed
         self.location_ = location
         self.scale_ = scale
-        self.n_epochs_ = epoch
-        self.best_epoch_ = best_epoch
-        self.history_ = history
+        self.interrupted_ = run.interrupted
+        self.n_epochs_ = run.n_epochs
+        self.best_epoch_ = run.best_epoch
+        self.history_ = run.history
         return self
-
-    def _train_epoch(self, torch, net, opt, Z_train, log_levels, gen) -> float:
-        """One pass over the training rows with fresh noise; returns the mean loss."""
-        n = Z_train.shape[0]
-        bs = min(self.batch_size, n)
-        order = torch.randperm(n, generator=gen, device=Z_train.device)
-        total = 0.0
-        for start in range(0, n, bs):
-            z = Z_train[order[start : start + bs]]
-            lev = torch.randint(len(log_levels), (z.shape[0],), generator=gen, device=z.device)
-            log_sig = log_levels[lev, None]
-            eps = torch.randn(z.shape, generator=gen, device=z.device, dtype=z.dtype)
-            noisy = z + torch.exp(log_sig) * eps
-            loss = torch.mean((net(noisy, log_sig[:, 0]) - eps) ** 2)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * z.shape[0]
-        return total / n
-
-    @staticmethod
-    def _eval_loss(torch, net, inputs, eps) -> float:
-        with torch.no_grad():
-            total = 0.0
-            for start in range(0, eps.shape[0], _EVAL_ROWS):
-                sl = slice(start, start + _EVAL_ROWS)
-                noisy, log_sig = inputs
-                total += float(torch.sum((net(noisy[sl], log_sig[sl, 0]) - eps[sl]) ** 2))
-        return total / eps.numel()
 
     # ------------------------------------------------------------------ inference
 

@@ -7,11 +7,13 @@ import numpy as np
 
 from ._base import ScoreModel
 
-__all__ = ["ScaledScore", "data_scale"]
+__all__ = ["ScaledScore", "data_scale", "SCALE_ROWS"]
 
 # Data whose root-mean-square deviation lies within 2^-LIMIT .. 2^LIMIT are used as
 # they are; beyond, third moments (order 2) under- or overflow float64.
 _LIMIT = 40
+#: Rows read by :func:`data_scale` (the first ones; every fit path measures these).
+SCALE_ROWS = 1024
 
 
 def data_scale(X: np.ndarray) -> float:
@@ -19,7 +21,7 @@ def data_scale(X: np.ndarray) -> float:
 
     A power of two divides exactly (no rounding), so X / c is X in other units.
     """
-    head = X[: min(len(X), 1024)]
+    head = X[: min(len(X), SCALE_ROWS)]
     with np.errstate(over="ignore", under="ignore", invalid="ignore"):
         amax = float(np.max(np.abs(head - head[:1]))) if head.size else 0.0
     if not np.isfinite(amax) or amax == 0.0:

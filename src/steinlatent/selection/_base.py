@@ -10,8 +10,8 @@ from abc import ABCMeta, abstractmethod
 import numpy as np
 from sklearn.base import BaseEstimator, clone
 from sklearn.frozen import FrozenEstimator
-from sklearn.preprocessing import LabelBinarizer
 
+from .._session import pinned_refit
 from .._utils import int_seed
 from .._utils import progress as progress_bar
 
@@ -38,17 +38,16 @@ def _padded(values: np.ndarray, length: int) -> np.ndarray:
     return out
 
 
-def _refit_template(estimator, n_components: int, *, frozen_score=None, y_edges=None):
-    """Clone of ``estimator`` with an integer dimension, its resolved order and pooling,
-    no decoder (so every refit uses the same Stein matrix as the full-data fit)."""
+def _refit_template(estimator, n_components: int, *, frozen_score=None):
+    """Clone of ``estimator`` with an integer dimension, no decoder (so every refit uses
+    the same Stein matrix as the full-data fit) and, for a ``SteinLatent``, every
+    setting pinned to its settled spec (:func:`steinlatent._session.pinned_refit`)."""
     params = estimator.get_params(deep=False)
     new = {"n_components": int(n_components)}
-    if "order" in params and hasattr(estimator, "order_"):
+    if hasattr(estimator, "spec_"):
+        new.update(pinned_refit(estimator, None)[0])
+    elif "order" in params and hasattr(estimator, "order_"):
         new["order"] = estimator.order_
-    if "pooling" in params and hasattr(estimator, "pooling_"):
-        new["pooling"] = estimator.pooling_
-    if "response_expansion" in params and y_edges is not None:
-        new["response_expansion"] = y_edges  # resamples slice y at the full-data edges
     if "decoder" in params:
         new["decoder"] = None  # the decoder is not needed to read components_
     if frozen_score is not None and "score_model" in params:
@@ -57,45 +56,12 @@ def _refit_template(estimator, n_components: int, *, frozen_score=None, y_edges=
 
 
 def _refit_setup(estimator, Y, kmax: int, refit_score: bool):
-    """The template refitted on resamples (top-kmax directions) and Y as it sees it."""
-    Y_enc, extra = _encoded_responses(estimator, Y)
+    """The template refitted on resamples (top-kmax directions) and Y as it sees it:
+    encoded by the full-data plan (the same classes and slices on every resample)."""
     frozen = None if refit_score else estimator.score_model_
-    template = _refit_template(estimator, kmax, frozen_score=frozen,
-                               y_edges=_fixed_expansion(estimator, Y))
-    return template.set_params(**extra), Y_enc
-
-
-def _fixed_expansion(estimator, Y):
-    """The full-data slices of a univariate y as a fixed expansion, else None."""
-    expansion = getattr(estimator, "response_expansion", None)
-    if Y is None or expansion is None or getattr(estimator, "classes_", None) is not None:
-        return None
-    from .._responses import FixedSlices, plan_responses
-
-    plan = plan_responses(Y, include_features=estimator.include_features,
-                          response_type=estimator.response_type,
-                          response_expansion=expansion,
-                          n_components=estimator.n_components, order=estimator.order,
-                          pooling=estimator.pooling)
-    return FixedSlices(plan.edges) if plan.expansion == "slices" else None
-
-
-def _encoded_responses(estimator, Y):
-    """Y as the estimator sees it: one-hot with the full-data classes when categorical.
-
-    Encoding once keeps every resample on the same columns, even when a class is
-    missing from it.
-    """
-    classes = getattr(estimator, "classes_", None)
-    if Y is None or classes is None:
-        return Y, {}
-    labels = np.asarray(Y)
-    if labels.ndim == 2:
-        labels = labels[:, 0]
-    onehot = LabelBinarizer().fit(classes).transform(labels).astype(float)
-    if onehot.shape[1] == 1:
-        onehot = np.hstack([1.0 - onehot, onehot])
-    return onehot, {"response_type": "continuous"}
+    template = _refit_template(estimator, kmax, frozen_score=frozen)
+    Y_enc = pinned_refit(estimator, Y)[1] if hasattr(estimator, "spec_") else Y
+    return template, Y_enc
 
 
 def _need_samples(selector, X) -> np.ndarray:

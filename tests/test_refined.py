@@ -7,6 +7,7 @@ import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from steinlatent import RefinedSteinLatent, SteinLatent
+from steinlatent.baselines import MAVE, OPG
 from steinlatent.datasets import make_index_model
 from steinlatent.metrics import subspace_distance
 
@@ -42,7 +43,7 @@ def test_plain_stein_estimate_is_one_argument_away():
 
 def test_unsupervised_raises():
     X = np.random.default_rng(2).normal(size=(100, 4))
-    with pytest.raises(ValueError, match="no response to refine against"):
+    with pytest.raises(ValueError, match="requires y to be passed"):
         RefinedSteinLatent(2).fit(X)
 
 
@@ -55,8 +56,21 @@ def test_categorical_labels():
     est = RefinedSteinLatent(1, random_state=0).fit(X, labels)
     assert set(est.classes_) == {"low", "mid", "high"}
     assert subspace_distance(est.components_.T, b) < 0.15
-    with pytest.raises(ValueError, match="one-hot class columns give 2"):
-        RefinedSteinLatent(4).fit(X, labels)
+
+
+@pytest.mark.parametrize("Est", [RefinedSteinLatent, OPG, MAVE])
+def test_two_classes_give_two_directions(Est):
+    # Local slopes of P(y = 1 | x) vary over x, so two classes can give r = 2 directions
+    # (the Stein start of RefinedSteinLatent then uses order="both").
+    rng = np.random.default_rng(13)
+    X = rng.normal(size=(3000, 6))
+    B = np.linalg.qr(rng.normal(size=(6, 2)))[0]
+    Z = X @ B
+    logit = 2 * Z[:, 0] + 1.5 * (Z[:, 1] ** 2 - 1)
+    y = np.where(rng.uniform(size=3000) < 1 / (1 + np.exp(-logit)), "yes", "no")
+    est = Est(2, random_state=0).fit(X, y)
+    assert est.classes_.tolist() == ["no", "yes"]
+    assert subspace_distance(est.components_.T, B) < 0.35
 
 
 @pytest.mark.parametrize("r", [1, 2])

@@ -1,4 +1,4 @@
-"""RefinedSteinLatent: the Stein directions as the start of a local-linear (MAVE) refinement."""
+"""RefinedSteinLatent: local-linear refinements from several starts, the best one kept."""
 
 from __future__ import annotations
 
@@ -6,53 +6,72 @@ from numbers import Integral
 
 import numpy as np
 from sklearn.base import BaseEstimator
-from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import validate_data
 
 from ._estimator import SteinLatent
-from ._refine import refine_subspace, standardise_responses
-from ._responses import looks_categorical
-from ._subspace import LOCAL_FIT_CONSTRAINTS, SupervisedSubspaceMixin
-from ._validation import check_responses
+from ._refine import (
+    CRITERION_FACTORS,
+    RefineResult,
+    anchor_losses,
+    best_factor,
+    choose,
+    estimate,
+    first_pass,
+    prepare,
+    refine_from,
+    to_feature_space,
+)
+from ._subspace import LOCAL_FIT_CONSTRAINTS, LocalFit, SupervisedSubspaceMixin, local_rows
+from .metrics import subspace_distance
 
 __all__ = ["RefinedSteinLatent"]
 
-
-def _looks_categorical(Y, response_type) -> bool:
-    """SteinLatent's rule (``steinlatent._responses.looks_categorical``) for the
-    response_type setting."""
-    if response_type in ("categorical", "continuous"):
-        return response_type == "categorical"
-    return looks_categorical(Y)
+#: The candidate estimates, in the order in which they are preferred when their
+#: held-out errors are tied.
+CANDIDATES = ("stein", "mave", "ropg", "linear")
 
 
 class RefinedSteinLatent(SupervisedSubspaceMixin, BaseEstimator):
-    """Stein's latent space, refined by local-linear fits until it stops moving.
+    """Stein's latent space refined by local-linear fits, with a held-out check of the answer.
 
-    Two steps:
+    The estimate is the best of a few candidate subspaces, each a complete estimator in
+    its own right, judged by how well it predicts the responses of rows it did not see:
 
-    1. **Start.** :class:`SteinLatent` (first order, fitted score ``score_model``) gives
-       its leading ``n_start_`` directions: more than ``n_components``, because the
-       weakest true direction often ranks just below a noise direction in the Stein
-       spectrum while staying among the leading few. Rule (``n_start="auto"``):
-       k0 = min(2 r, p, q), q the number of response columns (classes - 1 for labels);
-       when q < r the first-order matrix has too few directions and the start uses
-       ``order="both"`` (first and second order side by side) with k0 = min(2 r, p).
-    2. **Refinement.** A first pass fits the standardised responses locally-linearly
-       in the k0 start coordinates (Gaussian kernel in them) and keeps the top r
-       eigenvectors of the mean outer product of the local slopes. Then refinement
-       passes (``method="mave"``, default: rMAVE, Xia et al. 2002) re-weight the rows
-       by distance in the current r-dimensional projection and solve the MAVE
-       weighted least-squares problem for the basis over all p coordinates, until the
-       subspace distance between passes is below ``tol``. ``method="opg"`` uses
-       outer products of local slopes over all p coordinates instead (rOPG passes,
-       costlier for large p). The refinement can leave span of the start.
+    ``"stein"``
+        :class:`SteinLatent` (first order with the score ``score_model``) gives its
+        leading ``n_start_`` directions (more than ``n_components``: the weakest true
+        direction often ranks just below a noise direction in the Stein spectrum while
+        staying among the leading few; k0 = min(2 r, q) with q response directions, or
+        ``order="both"`` with k0 = min(2 r, p) when q < r). A first pass fits the
+        responses locally-linearly in these k0 coordinates; refinement passes
+        (``method="mave"``: rMAVE, Xia et al. 2002) re-weight the rows by distance in
+        the current r-dimensional projection and re-estimate the basis over all p
+        coordinates until it moves by less than ``tol``.
+    ``"mave"``, ``"ropg"``
+        OPG's first pass (local fits in all p coordinates) refined by rMAVE or rOPG
+        passes: :class:`~steinlatent.baselines.MAVE` and
+        :class:`~steinlatent.baselines.OPG` in their default forms. They share the
+        first pass.
+    ``"linear"``
+        The least-squares span of the standardised responses (reduced-rank regression),
+        when there are at least ``n_components`` response directions.
 
-    Every pass is a sum over rows (:mod:`steinlatent._refine`), linear in n for a
-    fixed number of anchors. Categorical labels are one-hot encoded as in
-    :class:`SteinLatent`; in the semi-supervised case (rows of ``Y`` entirely NaN)
-    the start uses every row and the refinement the labelled rows only.
+    The criterion is each candidate's leave-one-out prediction error at the anchors
+    (absolute errors of a local-linear fit in its projection, at the best of a few
+    bandwidths; :mod:`steinlatent._refine._criterion`). The first candidate in the
+    order above is kept unless another predicts the same anchors better by more than
+    two standard errors of the paired difference: candidates that land on a wrong
+    subspace predict clearly worse, while near-ties keep the candidate that is most
+    accurate on the designs where they tie. ``candidates_`` holds every candidate and
+    its criterion, ``selected_`` the one kept.
+
+    Every pass is a sum over rows (:mod:`steinlatent._refine`), linear in n for a fixed
+    number of anchors; X may be a numpy array, an ``np.memmap`` (read block by block)
+    or a Dask array (each pass one ``dask.compute``; the start is a Dask fit of
+    :class:`SteinLatent`), with the same answer for the same anchors. Class labels are
+    one-hot encoded as in :class:`SteinLatent`; rows of ``Y`` entirely NaN are
+    unlabelled: the start's score model uses every row, the local fits the labelled
+    rows only.
 
     Parameters
     ----------
@@ -61,7 +80,10 @@ class RefinedSteinLatent(SupervisedSubspaceMixin, BaseEstimator):
     n_start : "auto" or int, default="auto"
         Number k0 >= n_components of Stein directions to start from (see above).
     method : {"mave", "opg"}, default="mave"
-        Refinement passes: rMAVE or rOPG.
+        Refinement passes of the ``"stein"`` candidate: rMAVE or rOPG.
+    candidates : "auto" or tuple of str, default="auto"
+        Which candidates to compute among "stein", "mave", "ropg" and "linear" ("auto":
+        all that apply). A single candidate skips the criterion.
     score_model : str or ScoreModel, default="gaussian"
         Score model of the Stein start, as in :class:`SteinLatent` ("gaussian", "t",
         "hyperbolic", "kernel", ...).
@@ -69,7 +91,7 @@ class RefinedSteinLatent(SupervisedSubspaceMixin, BaseEstimator):
         As in :class:`SteinLatent`.
     n_anchors : int, default=400
         Anchor points of the local fits (random rows; all rows if fewer).
-    bandwidth : "auto" or float, default="auto"
+    bandwidth : "auto", "cv" or float, default="auto"
         Gaussian-kernel bandwidth in whitened kernel coordinates; "auto":
         h = max(normal-reference rule in the kernel's dimension, the smallest h
         giving a typical anchor 4 (m + 1) expected neighbours for a local fit with
@@ -86,29 +108,39 @@ class RefinedSteinLatent(SupervisedSubspaceMixin, BaseEstimator):
     Attributes
     ----------
     components_ : ndarray of shape (n_components, n_features_in_)
-        Orthonormal rows spanning the refined estimate.
+        Orthonormal rows spanning the estimate (the selected candidate).
+    selected_ : str
+        The candidate kept.
+    candidates_ : dict
+        For each candidate computed: ``components`` (n_components, n_features_in_),
+        ``loss`` (mean leave-one-out absolute error at the anchors, summed over the
+        standardised responses), ``excess`` and ``se`` (mean paired difference to the
+        best candidate and its standard error), ``bandwidth_factor`` (multiple of the
+        bandwidth rule at which its loss is smallest), ``n_iter`` (refinement passes).
     stein_components_ : ndarray of shape (n_components, n_features_in_)
         The plain Stein estimate (the leading ``n_components`` Stein directions).
     start_components_ : ndarray of shape (n_start_, n_features_in_)
-        The k0 Stein directions the refinement starts from.
+        The k0 Stein directions the ``"stein"`` candidate starts from.
     initial_components_ : ndarray of shape (n_components, n_features_in_)
-        The estimate after the first pass (inside the span of the start).
+        The selected candidate after its first pass.
     stein_ : SteinLatent
         The fitted Stein estimator of the start.
     n_start_ : int
     n_iter_ : int
-        Passes over the data: the first pass plus the refinement passes.
+        Passes over the data of the selected candidate: the first plus the refinement
+        passes.
     converged_ : bool
     refinement_path_ : ndarray of shape (n_iter_ - 1,)
         Subspace distance between successive estimates (whitened coordinates).
     bandwidths_ : ndarray
-        Bandwidth of each pass.
+        Bandwidth of each pass of the selected candidate.
     anchors_ : ndarray of int
-        Row indices (among the rows used for refinement) of the anchors.
+        Row indices (among the labelled rows) of the anchors.
     mode_ : {"supervised", "semi-supervised"}
     classes_ : ndarray
         Class labels, when Y held them.
     mean_ : ndarray of shape (n_features_in_,)
+        Mean of the labelled rows.
     n_features_in_ : int
     feature_names_in_ : ndarray of str
         Set when X has string column names.
@@ -116,7 +148,8 @@ class RefinedSteinLatent(SupervisedSubspaceMixin, BaseEstimator):
     See Also
     --------
     SteinLatent : the plain Stein estimator (and the unsupervised mode).
-    steinlatent.baselines.MAVE : the same refinement started from OPG.
+    steinlatent.baselines.MAVE : rMAVE started from OPG alone.
+    steinlatent.baselines.OPG : rOPG alone.
 
     Notes
     -----
@@ -124,9 +157,12 @@ class RefinedSteinLatent(SupervisedSubspaceMixin, BaseEstimator):
     raises (use :class:`SteinLatent` for the unsupervised mode). It is local and
     nonparametric: it needs enough rows for local fits in r dimensions (hundreds per
     latent dimension), and for very small n the plain Stein estimate
-    ``stein_components_`` is the safer choice. For links known to be linear it reduces
-    to reduced-rank regression (see the linearity check in
-    :func:`steinlatent._refine.refine_subspace`) at many times its cost.
+    ``stein_components_`` is the safer choice.
+
+    The local fits estimate the central *mean* subspace, the directions that move
+    E[y | x]. A direction that changes only the spread of y (heteroscedastic noise) is
+    invisible to them; expanding y into slices (``response_expansion`` of
+    :class:`SteinLatent`) targets those too.
 
     References
     ----------
@@ -143,6 +179,8 @@ class RefinedSteinLatent(SupervisedSubspaceMixin, BaseEstimator):
     >>> from steinlatent.metrics import subspace_distance
     >>> X, Y, B = make_index_model(2000, 10, 20, 3, link="pairs", random_state=0)
     >>> est = RefinedSteinLatent(3, random_state=0).fit(X, Y)
+    >>> est.selected_
+    'stein'
     >>> refined = subspace_distance(est.components_.T, B)
     >>> plain = subspace_distance(est.stein_components_.T, B)
     >>> bool(refined < 0.1 < plain)
@@ -153,8 +191,8 @@ class RefinedSteinLatent(SupervisedSubspaceMixin, BaseEstimator):
         "n_components": [Interval(Integral, 1, None, closed="left")],
         "n_start": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
         "method": [StrOptions({"mave", "opg"})],
+        "candidates": [StrOptions({"auto"}), tuple, list],
         "score_model": "no_validation",  # SteinLatent checks it
-        "response_type": [StrOptions({"auto", "continuous", "categorical"})],
         **LOCAL_FIT_CONSTRAINTS,
     }
 
@@ -164,6 +202,7 @@ class RefinedSteinLatent(SupervisedSubspaceMixin, BaseEstimator):
         *,
         n_start="auto",
         method="mave",
+        candidates="auto",
         score_model="gaussian",
         response_type="auto",
         n_anchors=400,
@@ -176,6 +215,7 @@ class RefinedSteinLatent(SupervisedSubspaceMixin, BaseEstimator):
         self.n_components = n_components
         self.n_start = n_start
         self.method = method
+        self.candidates = candidates
         self.score_model = score_model
         self.response_type = response_type
         self.n_anchors = n_anchors
@@ -186,11 +226,11 @@ class RefinedSteinLatent(SupervisedSubspaceMixin, BaseEstimator):
         self.random_state = random_state
 
     def fit(self, X, Y=None):
-        """Fit the Stein start on (X, Y), then refine it.
+        """Fit the candidates on (X, Y) and keep the one that predicts best.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like or dask array of shape (n_samples, n_features)
         Y : array-like of shape (n_samples,) or (n_samples, n_responses)
             Responses or class labels; rows entirely NaN are unlabelled. Required.
 
@@ -199,85 +239,111 @@ class RefinedSteinLatent(SupervisedSubspaceMixin, BaseEstimator):
         self
         """
         self._validate_params()
-        if Y is None:
-            raise ValueError(
-                "RefinedSteinLatent requires y to be passed, but the target y is None: the "
-                "refinement fits the responses locally, and an unsupervised fit (Y=None, "
-                "i.e. y = x) has no response to refine against. Use SteinLatent(...).fit(X) "
-                "for the unsupervised mode."
-            )
-        X = validate_data(self, X, dtype=np.float64, ensure_min_samples=2)
-        n, p = X.shape
-        r = self.n_components
+        names = self._candidate_names()
+        data = local_rows(X, Y, response_type=self.response_type)
+        p, r = data.n_features, self.n_components
         if r > p:
             raise ValueError(f"n_components={r} must be <= n_features={p}.")
-        categorical = _looks_categorical(Y, self.response_type)
-        if categorical:
-            labels = np.asarray(Y)
-            labels = labels[:, 0] if labels.ndim == 2 else labels
-            if len(labels) != n:
-                raise ValueError(f"Y has {len(labels)} rows but X has {n}.")
-            q = len(np.unique(labels)) - 1  # one-hot columns sum to 1
-            semi = False
-        else:
-            Y2, labelled = check_responses(Y, n)
-            q = Y2.shape[1]
-            semi = not labelled.all()
-        k0, order = self._start_rule(p, q, semi, categorical)
-        stein = SteinLatent(
-            k0,
-            order=order,
-            response_type=self.response_type,
-            random_state=self.random_state,
-            score_model=self.score_model,
-        ).fit(X, labels if categorical else Y2)
-        self.stein_ = stein
-        self.mode_ = stein.mode_
-        if categorical:
-            self.classes_ = stein.classes_
-            binarizer = LabelBinarizer().fit(self.classes_)
-            onehot = binarizer.transform(labels).astype(float)
-            if onehot.shape[1] == 1:  # binary: both indicators, as SteinLatent does
-                onehot = np.hstack([1.0 - onehot, onehot])
-            X_ref, R = X, standardise_responses(onehot)
-        else:
-            X_ref, R = X[labelled], standardise_responses(Y2[labelled])
-        res = refine_subspace(
-            X_ref,
-            R,
-            stein.components_.T,
-            n_components=r,
-            method=self.method,
-            space="full",
-            **self._local_fit_params(),
-        )
-        self.n_start_ = k0
-        self.start_components_ = stein.components_.copy()
-        self.stein_components_ = stein.components_[:r].copy()
-        self._set_refinement(res)
-        self.mean_ = X.mean(axis=0)
+        params = self._local_fit_params()
+        # The anchors and the moments first: a data set too small for local fits fails
+        # here, before any other work.
+        problem = prepare(data.rows, n_anchors=params["n_anchors"],
+                          random_state=params["random_state"],
+                          bandwidth=params["bandwidth"], alpha=params["alpha"])
+        k0, order = self._start_rule(p, self._response_directions(data.plan, problem))
+        stein = SteinLatent(k0, order=order, include_features=False,
+                            response_type=self.response_type, random_state=self.random_state,
+                            score_model=self.score_model).fit(X, Y)
+        results = self._fit_candidates(problem, stein, names)
+        chosen, table = self._choose(problem, results)
+        res = results[chosen]
+        candidates = {
+            name: {"components": results[name].basis.T.copy(), **table.get(name, {}),
+                   "n_iter": results[name].n_iter}
+            for name in results
+        }
+        self._set_fitted(LocalFit(data, res, problem.x_mean, extra={
+            "stein_": stein,
+            "n_start_": k0,
+            "start_components_": stein.components_.copy(),
+            "stein_components_": stein.components_[:r].copy(),
+            "candidates_": candidates,
+            "selected_": chosen,
+        }))
         return self
 
-    def _start_rule(self, p: int, q: int, semi: bool, categorical: bool):
+    # ------------------------------------------------------------------ pieces
+    def _candidate_names(self) -> tuple:
+        if isinstance(self.candidates, str):
+            return CANDIDATES
+        names = tuple(self.candidates)
+        unknown = [k for k in names if k not in CANDIDATES]
+        if unknown or not names:
+            raise ValueError(
+                f"candidates must be 'auto' or a non-empty tuple of {CANDIDATES}; got "
+                f"{self.candidates!r}."
+            )
+        return tuple(k for k in CANDIDATES if k in names)
+
+    @staticmethod
+    def _response_directions(plan, problem) -> int:
+        """Directions the first-order Stein matrix can give: q, or classes - 1."""
+        q = problem.n_responses
+        return q - 1 if plan.categorical else q
+
+    def _start_rule(self, p: int, q: int):
         """(k0, order) of the Stein start; see the class docstring."""
         r = self.n_components
-        # Semi-supervised first order stacks the features beside the labels: rank p.
-        limit = p if semi else min(p, q)
-        if limit < r and categorical:
-            # order="both" cannot use one-hot labels (their row sums are constant).
-            raise ValueError(
-                f"n_components={r} exceeds the number of Stein directions available from "
-                f"{q + 1} classes (one-hot class columns give {q}); choose "
-                f"n_components <= {limit}."
-            )
+        limit = min(p, q)
         if self.n_start == "auto":
             order = 1 if limit >= r else "both"
             k0 = min(2 * r, p) if order == "both" else min(2 * r, limit)
-        else:
-            k0 = self.n_start
-            if k0 < r or k0 > p:
-                raise ValueError(
-                    f"n_start={k0} must lie in [n_components={r}, n_features={p}]."
-                )
-            order = 1 if k0 <= limit else "both"
-        return k0, order
+            return k0, order
+        k0 = self.n_start
+        if k0 < r or k0 > p:
+            raise ValueError(f"n_start={k0} must lie in [n_components={r}, n_features={p}].")
+        return k0, (1 if k0 <= limit else "both")
+
+    def _fit_candidates(self, problem, stein, names) -> dict:
+        r = self.n_components
+        run = {"max_iter": self.max_iter, "tol": self.tol}
+        results = {}
+        if "stein" in names:
+            results["stein"] = estimate(problem, stein.components_.T, n_components=r,
+                                        method=self.method, **run)
+        if "mave" in names or "ropg" in names:
+            first: list[float] = []
+            K1 = first_pass(problem, None, n_components=r, bandwidths=first)
+            for name, method in (("mave", "mave"), ("ropg", "opg")):
+                if name in names:
+                    results[name] = refine_from(problem, K1, method=method,
+                                                bandwidths=list(first), **run)
+        if "linear" in names:
+            G = problem.linear_fit()
+            if min(G.shape) >= r:
+                K = np.linalg.svd(G, full_matrices=False)[0][:, :r]
+                basis = to_feature_space(problem.W, K)
+                results["linear"] = RefineResult(basis, basis, 0, True, [], [],
+                                                 problem.anchor_index, K)
+        return results
+
+    def _choose(self, problem, results) -> tuple[str, dict]:
+        """The candidate kept, and each candidate's criterion (see the class docstring)."""
+        names = list(results)
+        if len(names) == 1:
+            return names[0], {}
+        losses, factors = {}, {}
+        for name in names:
+            # A candidate that coincides with one already judged shares its losses.
+            twin = next((k for k in losses
+                         if subspace_distance(results[k].K, results[name].K) < 1e-8), None)
+            if twin is not None:
+                losses[name], factors[name] = losses[twin], factors[twin]
+                continue
+            all_losses = anchor_losses(problem, results[name].K, CRITERION_FACTORS)
+            factors[name], i = best_factor(all_losses, CRITERION_FACTORS)
+            losses[name] = all_losses[i]
+        chosen, table = choose(losses, CANDIDATES)
+        for name in table:
+            table[name]["bandwidth_factor"] = factors[name]
+        return chosen, table

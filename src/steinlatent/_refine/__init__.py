@@ -54,7 +54,7 @@ from ._coordinates import (
     whitening_map,
 )
 from ._criterion import CRITERION_FACTORS, anchor_losses, best_factor, choose
-from ._driver import RefineResult, first_pass, refine_from, refine_subspace
+from ._driver import RefineResult, estimate, first_pass, refine_from, refine_subspace
 from ._local_sums import LocalLinearSums, opg_directions
 from ._mave import MaveStepSums, mave_step
 from ._problem import LocalProblem, prepare
@@ -76,6 +76,7 @@ __all__ = [
     "best_factor",
     "choose",
     "choose_anchors",
+    "estimate",
     "first_pass",
     "mave_step",
     "opg_directions",

@@ -25,9 +25,7 @@ from __future__ import annotations
 import math
 from numbers import Real
 
-import numpy as np
 from scipy import optimize
-
 
 __all__ = ["CV_FACTORS", "GLOBAL_FACTOR", "bandwidth_rule"]
 

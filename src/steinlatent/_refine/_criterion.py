@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._bandwidth import GLOBAL_FACTOR
 from ._local_sums import LocalLinearSums, _local_fits
 
 __all__ = ["CRITERION_FACTORS", "anchor_losses", "best_factor", "choose"]
 
-#: Multiples of the bandwidth rule over which a candidate's criterion is minimised.
-CRITERION_FACTORS = (0.5, 0.7, 1.0, 1.4, 2.0)
+#: Multiples of the bandwidth rule over which a candidate's criterion is minimised (the
+#: last one makes the fits global: linear in the projection).
+CRITERION_FACTORS = (0.5, 0.7, 1.0, 1.4, 2.0, GLOBAL_FACTOR)
 
 
 def anchor_losses(problem, K: np.ndarray, factors) -> np.ndarray:

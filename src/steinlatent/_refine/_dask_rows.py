@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ._rows import ResponseMap, empty_like, prepare_block
+from ._rows import ResponseMap, check_finite_block, empty_like, prepare_block
 
 __all__ = ["DaskRows"]
 
@@ -32,6 +32,7 @@ def _labelled(lb) -> np.ndarray:
 
 
 def _block_sums(template, xb, lb, shift, scale, response_map):
+    check_finite_block(xb)
     keep = _labelled(lb)
     acc = empty_like(template)
     if keep.any():
@@ -118,4 +119,5 @@ class DaskRows:
         index = np.asarray(index)
         pos = index if len(self.positions) == 0 else self.positions[index]
         xs, ls = dask.compute(self.X[pos], self.L[pos])
+        check_finite_block(xs)
         return prepare_block(xs, ls, None, self.shift, self.scale, self.response_map)

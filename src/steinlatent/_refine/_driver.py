@@ -23,7 +23,7 @@ from ._mave import MaveStepSums, mave_step
 from ._problem import prepare
 from ._rows import ArrayRows
 
-__all__ = ["RefineResult", "first_pass", "refine_from", "refine_subspace"]
+__all__ = ["RefineResult", "estimate", "first_pass", "refine_from", "refine_subspace"]
 
 
 @dataclass
@@ -274,6 +274,18 @@ def refine_subspace(
     problem = prepare(ArrayRows(X, R, block_rows=rows), n_anchors=n_anchors,
                       random_state=random_state, bandwidth=bandwidth,
                       neighbours=neighbours, alpha=alpha)
+    return estimate(problem, B0, n_components=r, method=method, space=space, refine=refine,
+                    max_iter=max_iter, tol=tol)
+
+
+def estimate(problem, B0=None, *, n_components: int, method: str = "mave",
+             space: str = "full", refine: bool = True, max_iter: int = 20,
+             tol: float = 1e-3) -> RefineResult:
+    """First pass and refinement passes in a prepared problem (see :func:`refine_subspace`).
+
+    ``B0`` is an x-space start basis (p x k0) or None.
+    """
+    r = n_components
     bandwidths: list[float] = []
     if B0 is not None and space == "start" and method == "opg":
         # rOPG inside span(B0): the regression coordinates are the whitened B0^T x.
@@ -282,9 +294,10 @@ def refine_subspace(
     K = first_pass(problem, K0, n_components=r, bandwidths=bandwidths)
     if B0 is None and method == "mave" and not refine:
         # Plain MAVE: alternations with the first pass's weights (kernel in all p).
+        p = problem.n_features
         st = _opg_pass(problem, problem.W, problem.anchors_c, np.eye(p), bandwidths[0])
         for _ in range(max_iter):
-            K_next = mave_step(st, K, alpha=alpha)
+            K_next = mave_step(st, K, alpha=problem.alpha)
             moved = subspace_distance(K_next, K)
             K = K_next
             if moved < tol:
@@ -293,7 +306,7 @@ def refine_subspace(
         basis = to_feature_space(problem.W, K)
         return RefineResult(basis, basis, 0, True, [], bandwidths, problem.anchor_index, K)
     return refine_from(problem, K, method=method, max_iter=max_iter, tol=tol,
-                  bandwidths=bandwidths)
+                       bandwidths=bandwidths)
 
 
 def _refine_in_start(problem, B0, r, max_iter, tol, refine_passes, bandwidths):

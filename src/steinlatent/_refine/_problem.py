@@ -69,6 +69,12 @@ class LocalProblem:
     def n_responses(self) -> int:
         return self.response_map.n_out
 
+    @property
+    def x_mean(self) -> np.ndarray:
+        """Mean of the rows in the units of X."""
+        shift = getattr(self.rows, "shift", None)
+        return self.mean if shift is None else shift + self.rows.scale * self.mean
+
     def bandwidth_for(self, kernel_dim: int, n_slopes: int) -> float:
         """The bandwidth rule (or the fixed bandwidth) for a kernel in ``kernel_dim``."""
         return _resolve_bandwidth(self.bandwidth, self.n_samples, kernel_dim, n_slopes,

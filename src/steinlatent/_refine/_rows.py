@@ -152,6 +152,9 @@ class ArrayRows:
         Applied to each block of L (None: the identity).
     block_rows : int or None
         Rows per block (None: about 32 MiB of x per block).
+    check_finite : bool
+        Check each block of X for NaN and infinity as it is read (for arrays that were
+        not checked whole, such as a memory map).
     """
 
     X: object
@@ -161,6 +164,7 @@ class ArrayRows:
     scale: float = 1.0
     response_map: ResponseMap | None = None
     block_rows: int | None = None
+    check_finite: bool = False
 
     def __post_init__(self):
         if self.labelled is not None and self.labelled.all():
@@ -189,6 +193,8 @@ class ArrayRows:
         return replace(self, response_map=response_map)
 
     def _prepare(self, xb, lb, keep):
+        if self.check_finite:
+            check_finite_block(xb)
         return prepare_block(xb, lb, keep, self.shift, self.scale, self.response_map)
 
     def blocks(self):
@@ -212,6 +218,12 @@ class ArrayRows:
         index = np.asarray(index)
         pos = index if self._positions is None else self._positions[index]
         return self._prepare(_gather(self.X, pos), _gather(self.L, pos), None)
+
+
+def check_finite_block(xb) -> None:
+    """Raise a ValueError naming X when a block holds NaN or infinity."""
+    if not np.isfinite(np.sum(xb)):
+        raise ValueError("Input X contains NaN or infinity; every value must be finite.")
 
 
 def prepare_block(xb, lb, keep, shift, scale: float, response_map):

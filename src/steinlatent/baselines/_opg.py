@@ -10,13 +10,11 @@ from __future__ import annotations
 
 from numbers import Integral
 
-import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import Interval
-from sklearn.utils.validation import validate_data
 
-from .._refine import refine_subspace, standardise_responses
-from .._subspace import LOCAL_FIT_CONSTRAINTS, SupervisedSubspaceMixin
+from .._refine import estimate, prepare
+from .._subspace import LOCAL_FIT_CONSTRAINTS, LocalFit, SupervisedSubspaceMixin, local_rows
 
 __all__ = ["OPG", "MAVE"]
 
@@ -37,6 +35,7 @@ class _LocalLinearBase(SupervisedSubspaceMixin, BaseEstimator):
         n_components=2,
         *,
         refine=True,
+        response_type="auto",
         n_anchors=400,
         bandwidth="auto",
         alpha=1e-3,
@@ -46,6 +45,7 @@ class _LocalLinearBase(SupervisedSubspaceMixin, BaseEstimator):
     ):
         self.n_components = n_components
         self.refine = refine
+        self.response_type = response_type
         self.n_anchors = n_anchors
         self.bandwidth = bandwidth
         self.alpha = alpha
@@ -58,36 +58,32 @@ class _LocalLinearBase(SupervisedSubspaceMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like or dask array of shape (n_samples, n_features)
+            A ``np.memmap`` is read block by block; a Dask array pass by pass (one
+            ``dask.compute`` each).
         Y : array-like of shape (n_samples,) or (n_samples, n_responses)
-            Numeric responses; each column is centred and scaled to unit variance
-            (constant columns are dropped).
+            Responses or class labels (one-hot encoded, as in
+            :class:`~steinlatent.SteinLatent`); each column is centred and scaled to
+            unit variance (constant columns are dropped). Rows entirely NaN are left
+            out.
 
         Returns
         -------
         self
         """
         self._validate_params()
-        X, Y = validate_data(
-            self, X, Y, multi_output=True, y_numeric=True, dtype=np.float64, ensure_min_samples=2
-        )
-        p = X.shape[1]
-        if self.n_components > p:
+        data = local_rows(X, Y, response_type=self.response_type)
+        if self.n_components > data.n_features:
             raise ValueError(
-                f"n_components={self.n_components} must be <= n_features={p}."
+                f"n_components={self.n_components} must be <= n_features={data.n_features}."
             )
-        R = standardise_responses(Y)
-        res = refine_subspace(
-            X,
-            R,
-            None,
-            n_components=self.n_components,
-            method=self._method,
-            refine=self.refine,
-            **self._local_fit_params(),
-        )
-        self.mean_ = X.mean(axis=0)
-        self._set_refinement(res)
+        params = self._local_fit_params()
+        problem = prepare(data.rows, n_anchors=params["n_anchors"],
+                          random_state=params["random_state"],
+                          bandwidth=params["bandwidth"], alpha=params["alpha"])
+        res = estimate(problem, None, n_components=self.n_components, method=self._method,
+                       refine=self.refine, max_iter=self.max_iter, tol=self.tol)
+        self._set_fitted(LocalFit(data, res, problem.x_mean))
         return self
 
 
@@ -100,6 +96,10 @@ _SHARED_PARAMETERS = """
         Refined form ({refined}): repeat the estimate with the kernel in the current
         r-dimensional projection B^T x until the subspace moves by less than ``tol``.
         False gives the plain form ({plain}).
+    response_type : {{"auto", "continuous", "categorical"}}, default="auto"
+        "categorical" one-hot encodes a 1-D Y of class labels; "auto" does so for
+        string, boolean or binary/multiclass integer labels, as
+        :class:`~steinlatent.SteinLatent` does.
     n_anchors : int, default=400
         Number of anchor points (rows drawn at random with ``random_state``; all rows
         when n <= n_anchors). Each pass costs O(n * n_anchors) kernel evaluations.
@@ -136,6 +136,11 @@ _SHARED_PARAMETERS = """
     anchors_ : ndarray of int
         Row indices of the anchors.
     mean_ : ndarray of shape (n_features_in_,)
+        Mean of the rows with responses.
+    mode_ : {{"supervised", "semi-supervised"}}
+        "semi-supervised" when some rows of Y were entirely NaN (left out).
+    classes_ : ndarray
+        Class labels, when Y held them.
     n_features_in_ : int
     feature_names_in_ : ndarray of str
         Set when X has string column names.

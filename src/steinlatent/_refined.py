@@ -19,6 +19,7 @@ from ._refine import (
     first_pass,
     prepare,
     refine_from,
+    refine_in_span,
     to_feature_space,
 )
 from ._subspace import LOCAL_FIT_CONSTRAINTS, LocalFit, SupervisedSubspaceMixin, local_rows
@@ -250,10 +251,13 @@ class RefinedSteinLatent(SupervisedSubspaceMixin, BaseEstimator):
         problem = prepare(data.rows, n_anchors=params["n_anchors"],
                           random_state=params["random_state"],
                           bandwidth=params["bandwidth"], alpha=params["alpha"])
-        k0, order = self._start_rule(p, self._response_directions(data.plan, problem))
+        q = self._response_directions(data.plan, problem)
+        k0, order = self._start_rule(p, q)
         stein = SteinLatent(k0, order=order, include_features=False,
                             response_type=self.response_type, random_state=self.random_state,
                             score_model=self.score_model).fit(X, Y)
+        if q < r:  # the least-squares span has fewer than n_components directions
+            names = tuple(k for k in names if k != "linear") or ("stein",)
         results = self._fit_candidates(problem, stein, names)
         chosen, table = self._choose(problem, results)
         res = results[chosen]
@@ -313,18 +317,25 @@ class RefinedSteinLatent(SupervisedSubspaceMixin, BaseEstimator):
                                         method=self.method, **run)
         if "mave" in names or "ropg" in names:
             first: list[float] = []
-            K1 = first_pass(problem, None, n_components=r, bandwidths=first)
-            for name, method in (("mave", "mave"), ("ropg", "opg")):
-                if name in names:
-                    results[name] = refine_from(problem, K1, method=method,
-                                                bandwidths=list(first), **run)
+            # OPG's first pass, kept to 2 r directions: the leading r start rMAVE, all
+            # of them span the local slopes of the rOPG candidate.
+            K_first = first_pass(problem, None, n_components=min(2 * r, problem.n_features),
+                                 bandwidths=first)
+            if "mave" in names:
+                same = {k: v for k, v in results.items() if self.method == "mave"}
+                results["mave"] = refine_from(problem, K_first[:, :r], method="mave",
+                                              bandwidths=list(first), near=same, **run)
+            if "ropg" in names:
+                # rOPG with its slopes in the span of everything found so far: k <= 4 r
+                # slopes per local fit instead of p, so its passes cost little.
+                span = np.hstack([K_first] + [res.K for res in results.values()])
+                results["ropg"] = refine_in_span(problem, problem.W @ span,
+                                                 n_components=r, **run)
         if "linear" in names:
-            G = problem.linear_fit()
-            if min(G.shape) >= r:
-                K = np.linalg.svd(G, full_matrices=False)[0][:, :r]
-                basis = to_feature_space(problem.W, K)
-                results["linear"] = RefineResult(basis, basis, 0, True, [], [],
-                                                 problem.anchor_index, K)
+            K = np.linalg.svd(problem.linear_fit(), full_matrices=False)[0][:, :r]
+            basis = to_feature_space(problem.W, K)
+            results["linear"] = RefineResult(basis, basis, 0, True, [], [],
+                                             problem.anchor_index, K)
         return results
 
     def _choose(self, problem, results) -> tuple[str, dict]:

@@ -44,7 +44,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from zoo.designs import DESIGNS, get_designs  # noqa: E402
+from zoo.designs import DESIGNS, designs_markdown, get_designs  # noqa: E402
 from zoo.methods import METHODS, parse_methods  # noqa: E402
 from zoo.runner import load_rows, plan, run  # noqa: E402
 from zoo.summary import write_reports  # noqa: E402
@@ -109,16 +109,34 @@ def main(argv=None) -> int:
         else:
             sweep_reps = args.reps if args.sweep_reps is None else args.sweep_reps
             units = plan(designs, args.sizes, args.reps, sweep_reps)
-        run(units, methods, out, seed_base=args.seed_base, jobs=args.jobs)
+        command = "python benchmarks/design_zoo.py " + " ".join(
+            sys.argv[1:] if argv is None else argv)
+        run(units, methods, out, seed_base=args.seed_base, jobs=args.jobs, command=command)
     rows = load_rows(out / "zoo_runs.csv")
     if not rows:
         ap.error(f"no rows in {out / 'zoo_runs.csv'}")
     keep = {d.name for d in get_designs(None, holdout=True)} if args.holdout else {
         d.name for d in get_designs(None)}
     rows = [r for r in rows if r["design"] in keep and r["method"] in methods]
-    note = (f"Command: `python benchmarks/design_zoo.py {' '.join(argv or sys.argv[1:])}`; "
-            "seed base " + ", ".join(sorted({r['seed_base'] for r in rows})) + ". "
-            "No (method, size) cell was dropped for time.")
+    reps = {}
+    for r in rows:
+        key = (r["design"], r["n"], r["p"])
+        reps[key] = max(reps.get(key, 0), int(r["rep"]) + 1)
+    ran = [d for d in get_designs(None, holdout=True) if d.name in {k[0] for k in reps}]
+    log = out / "zoo_commands.txt"
+    commands = log.read_text().splitlines() if log.exists() else []
+    note = (
+        "Rows from " + ("; ".join(f"`{c.split('  ', 2)[-1]}`" for c in commands)
+                        or "the runs in `zoo_runs.csv`")
+        + f" (seed base {', '.join(sorted({r['seed_base'] for r in rows}))}; "
+        f"{min(reps.values())} to {max(reps.values())} repetitions per cell). Machine: "
+        f"{os.cpu_count()} cores, Linux, no GPU, shared with other jobs; fit seconds are "
+        "wall-clock with the run's workers side by side, so compare them within a cell "
+        "(`time / rOPG`). No (method, size) cell was dropped for time.\n\n"
+        "**Designs** (`benchmarks/zoo/designs.py`; every link sees the whitened index "
+        "z = L^-1 (B^T x - m), so span(B) is the central subspace for every x law).\n\n"
+        + designs_markdown(ran)
+    )
     write_reports(rows, out, methods, note=note, make_figures=not args.no_figures)
     return 0
 

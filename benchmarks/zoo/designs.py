@@ -20,7 +20,14 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import special, stats
 
-__all__ = ["Design", "DESIGNS", "X_LAWS", "get_designs", "population_index_moments"]
+__all__ = [
+    "Design",
+    "DESIGNS",
+    "X_LAWS",
+    "get_designs",
+    "designs_markdown",
+    "population_index_moments",
+]
 
 POP_ROWS = 50_000  # rows that fix the mean and covariance of B^T x for one design
 
@@ -140,28 +147,41 @@ def _heavy_link(drng, q=6, r=2):
 
 
 def _monotone(Z, g):
+    """Monotone single index: y = 2 tanh(1.5 z) + z / 2 + 0.3 eps."""
     z = Z[:, 0]
     return 2 * np.tanh(1.5 * z) + 0.5 * z + 0.3 * g.standard_normal(len(z))
 
 
 def _interaction(Z, g):
+    """y = z1 z2 + 0.3 eps: E[grad] = 0, so first-order Stein and SIR see nothing."""
     return Z[:, 0] * Z[:, 1] + 0.3 * g.standard_normal(len(Z))
 
 
 def _periodic(Z, g):
+    """Two responses, sin(1.5 z1) and cos(1.5 z2), noise 0.3."""
     Y = np.column_stack([np.sin(1.5 * Z[:, 0]), np.cos(1.5 * Z[:, 1])])
     return Y + 0.3 * g.standard_normal(Y.shape)
 
 
 def _hetero(Z, g):
+    """y = 2 tanh(z1) + (0.25 + |z2|) eps: z2 moves only the spread of y.
+
+    Truth: B = (b1, b2) spans the central subspace (y independent of x given B^T x);
+    the central mean subspace is span(b1) only. Methods built on E[y | x] (OPG, MAVE,
+    first-order Stein, SIR) target span(b1), so they find b2 only by accident, through
+    the noise's pattern; methods that see the spread of y (SAVE, transforms of y) can
+    find it.
+    """
     return 2 * np.tanh(Z[:, 0]) + (0.25 + np.abs(Z[:, 1])) * g.standard_normal(len(Z))
 
 
 def _linear(Z, g, C):
+    """y = C z + 0.5 eps, C (5, 3) standard normal: reduced-rank regression's ground."""
     return Z @ C.T + 0.5 * g.standard_normal((len(Z), C.shape[0]))
 
 
 def _mixed(Z, g):
+    """Mixed links: z1 + sin(2 z2) / 2, |z2|, exp(z3 / 2), z1 z3; noise 0.3."""
     z1, z2, z3 = Z.T
     Y = np.column_stack([z1 + 0.5 * np.sin(2 * z2), np.abs(z2), np.exp(z3 / 2), z1 * z3])
     return Y + 0.3 * g.standard_normal(Y.shape)
@@ -175,10 +195,12 @@ def _labels(logits: np.ndarray, g: np.random.Generator) -> np.ndarray:
 
 
 def _binary1(Z, g):
+    """Two classes, logit 3 z1."""
     return _labels(3.0 * Z[:, 0], g)
 
 
 def _binary2(Z, g):
+    """Two classes with r = 2: logit 2 z1 + 1.5 (z2^2 - 1) (balanced, both matter)."""
     return _labels(2.0 * Z[:, 0] + 1.5 * (Z[:, 1] ** 2 - 1.0), g)
 
 
@@ -362,3 +384,18 @@ def get_designs(names=None, *, holdout: bool = False) -> list[Design]:
     if unknown:
         raise ValueError(f"unknown design(s) {unknown}; choose from {list(DESIGNS)}")
     return [DESIGNS[n] for n in names]
+
+
+def designs_markdown(designs) -> str:
+    """A Markdown table of the designs (for the results page)."""
+    lines = ["| design | x law | link | r | y | truth | main (n, p) | sweep (n, p) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for d in designs:
+        y = (f"{d.n_classes} classes" if d.response == "labels"
+             else ("univariate" if d.q == 1 else f"q = {d.q}"))
+        sweep = ", ".join(f"({n}, {p})" for n, p in d.sweep) or "-"
+        name = d.name + (" (held out)" if d.holdout else "")
+        truth = d.truth.replace("|", "\\|")  # a bar inside a table cell
+        lines.append(f"| {name} | {d.x_law} | {d.link} | {d.r} | {y} | {truth} | "
+                     f"({d.main[0]}, {d.main[1]}) | {sweep} |")
+    return "\n".join(lines)

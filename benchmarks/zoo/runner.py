@@ -111,10 +111,12 @@ def _done_keys(rows):
 
 
 def run(units, method_names, out: Path, *, seed_base: int, jobs: int = 1,
-        log=print) -> Path:
+        log=print, command: str = "") -> Path:
     """Fit the methods on every unit not done yet; rows go to ``out/zoo_runs.csv``.
 
     Returns the CSV path. Ctrl-C stops the run and keeps the rows written so far.
+    ``command`` (the command line) is appended to ``out/zoo_commands.txt`` with the
+    number of units run, so the summary can say which commands produced the rows.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -129,6 +131,9 @@ def run(units, method_names, out: Path, *, seed_base: int, jobs: int = 1,
         f"({jobs} worker(s)); recommended = {recommended_class().__name__}; rows -> {path}")
     if not work:
         return path
+    if command:
+        with (out / "zoo_commands.txt").open("a") as fh:
+            fh.write(f"{time.strftime('%Y-%m-%d %H:%M')}  {len(work)} units  {command}\n")
     new_file = not path.exists() or path.stat().st_size == 0
     t_start = time.perf_counter()
     with path.open("a", newline="") as fh:

@@ -7,7 +7,9 @@ median over rOPG, rMAVE, the Stein orders and reduced-rank regression. A fit is 
 *wrong subspace* when its distance exceeds 0.5 in a cell whose best median is below
 0.2 (cells without such a best method have no wrong-subspace rate). Failed fits (the
 method raised) are counted apart and are not in the medians; a method whose every fit
-failed in a cell is neither best nor tied there.
+failed in a cell is neither best nor tied there. Fit times: median seconds, and the
+median over repetitions of the ratio to rOPG's time on the same data (``time_vs_ropg``;
+per method, the median of that over cells).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import numpy as np
 __all__ = ["PEERS", "cell_table", "method_table", "write_reports"]
 
 PEERS = ("ropg", "rmave", "stein1", "stein2", "stein_both", "rrr")
+TIME_PEER = "ropg"  # fit times are also given as a ratio to this method's, same data
 WRONG, EASY = 0.5, 0.2
 
 
@@ -42,8 +45,12 @@ def cell_table(rows: list[dict], method_order=()) -> list[dict]:
     out = []
     for (design, n, p), by_method in sorted(groups.items()):
         stats = {}
+        peer_secs = {(r["rep"], r.get("seed_base")): float(r["seconds"])
+                     for r in by_method.get(TIME_PEER, []) if r["status"] == "ok"}
         for m, rs in by_method.items():
             ok = [r for r in rs if r["status"] == "ok"]
+            ratio = [float(r["seconds"]) / peer_secs[(r["rep"], r.get("seed_base"))]
+                     for r in ok if peer_secs.get((r["rep"], r.get("seed_base")), 0) > 0]
             if len(ok) == 0 and all(r["status"].startswith("skipped") for r in rs):
                 continue
             d = np.array([float(r["distance"]) for r in ok])
@@ -53,6 +60,7 @@ def cell_table(rows: list[dict], method_order=()) -> list[dict]:
                 "median": float(np.median(d)) if len(d) else math.nan,
                 "iqr": float(np.subtract(*np.percentile(d, [75, 25]))) if len(d) else math.nan,
                 "d": d, "seconds": float(np.median(s)) if len(s) else math.nan,
+                "time_ratio": float(np.median(ratio)) if ratio else math.nan,
                 "reasons": sorted({r["status"] for r in rs if r["status"] != "ok"}),
                 "holdout": rs[0].get("holdout", "0") in ("1", 1, True),
             }
@@ -76,6 +84,7 @@ def cell_table(rows: list[dict], method_order=()) -> list[dict]:
                 "wrong": n_wrong if eligible else "",
                 "wrong_rate": n_wrong / len(v["d"]) if eligible and len(v["d"]) else "",
                 "median_seconds": v["seconds"],
+                "time_vs_ropg": v["time_ratio"],
                 "failure_reasons": "; ".join(v["reasons"])[:300],
             })
     return out
@@ -105,6 +114,8 @@ def method_table(cells: list[dict], method_order=()) -> list[dict]:
             "median_seconds": float(np.median([c["median_seconds"] for c in cs
                                                if not math.isnan(c["median_seconds"])]
                                               or [math.nan])),
+            "time_vs_ropg": float(np.nanmedian([c["time_vs_ropg"] for c in cs]))
+            if any(not math.isnan(c["time_vs_ropg"]) for c in cs) else math.nan,
             "ok_fits": ok_fits,
         })
     return out
@@ -151,14 +162,15 @@ def markdown(cells, methods_rows, methods, focus="recommended", note="") -> str:
               "rOPG, rMAVE, the Stein orders and RRR. Wrong subspace: distance > 0.5 in a "
               "cell whose best median is < 0.2.", "",
               "| method | cells | best or tied | within peer tol. | wrong / eligible fits "
-              "| wrong rate | failed fits | worst excess over best (cell) | median fit s |",
-              "|---|---|---|---|---|---|---|---|---|"]
+              "| wrong rate | failed fits | worst excess over best (cell) | median fit s "
+              "| time / rOPG |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in methods_rows:
         lines.append(
             f"| {r['method']} | {r['cells']} | {r['tied_best']} | {r['within_peer_tol']} | "
             f"{r['wrong']} / {r['wrong_eligible_fits']} | {_fmt(r['wrong_rate'])} | "
             f"{r['failed']} / {r['fits']} | {_fmt(r['worst_excess'])} ({r['worst_cell']}) | "
-            f"{_fmt(r['median_seconds'], 2)} |")
+            f"{_fmt(r['median_seconds'], 2)} | {_fmt(r['time_vs_ropg'], 2)} |")
     keys, labels, med, best = _median_grid(cells, methods)
     reps = {}
     for c in cells:
@@ -229,7 +241,7 @@ def figures(cells, methods_rows, methods, out: Path) -> list[Path]:
     fig.savefig(p1, dpi=120)
     plt.close(fig)
 
-    fig, ax = plt.subplots(figsize=(6, 0.5 + 0.35 * len(methods_rows)))
+    fig, ax = plt.subplots(figsize=(6.5, 1.0 + 0.35 * len(methods_rows)))
     names = [r["method"] for r in methods_rows][::-1]
     wrong = [r["wrong_rate"] for r in methods_rows][::-1]
     failed = [r["failed"] / r["fits"] if r["fits"] else math.nan for r in methods_rows][::-1]
@@ -238,8 +250,10 @@ def figures(cells, methods_rows, methods, out: Path) -> list[Path]:
     ax.plot(failed, y, "x", color="tab:gray", label="failed fit (raised)")
     ax.axvline(0.02, color="k", lw=0.8, ls="--", label="2%")
     ax.set_yticks(y, names, fontsize=8)
+    ax.set_xlim(-0.03, 1.03)
     ax.set_xlabel("rate over fits")
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3,
+              frameon=False)
     fig.tight_layout()
     p2 = out / "zoo_wrong_rates.png"
     fig.savefig(p2, dpi=120)

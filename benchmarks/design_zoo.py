@@ -76,6 +76,13 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _memory_gib() -> float:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (ValueError, OSError, AttributeError):
+        return float("nan")
+
+
 def _positive(ap, name, value):
     if value is not None and value < 1:
         ap.error(f"{name} must be >= 1; got {value}")
@@ -126,11 +133,12 @@ def main(argv=None) -> int:
     log = out / "zoo_commands.txt"
     commands = log.read_text().splitlines() if log.exists() else []
     note = (
-        "Rows from " + ("; ".join(f"`{c.split('  ', 2)[-1]}`" for c in commands)
+        "Rows from " + ("; ".join(f"`{c.split('  ', 2)[-1]}`" for c in commands if c)
                         or "the runs in `zoo_runs.csv`")
         + f" (seed base {', '.join(sorted({r['seed_base'] for r in rows}))}; "
         f"{min(reps.values())} to {max(reps.values())} repetitions per cell). Machine: "
-        f"{os.cpu_count()} cores, Linux, no GPU, shared with other jobs; fit seconds are "
+        f"{os.cpu_count()} cores, {_memory_gib():.0f} GiB, no GPU, shared with other jobs "
+        "(wall time per command in `zoo_commands.txt`); fit seconds are "
         "wall-clock with the run's workers side by side, so compare them within a cell "
         "(`time / rOPG`). No (method, size) cell was dropped for time.\n\n"
         "**Designs** (`benchmarks/zoo/designs.py`; every link sees the whitened index "

@@ -383,6 +383,9 @@ def get_designs(names=None, *, holdout: bool = False) -> list[Design]:
     unknown = [n for n in names if n not in DESIGNS]
     if unknown:
         raise ValueError(f"unknown design(s) {unknown}; choose from {list(DESIGNS)}")
+    held = [n for n in names if DESIGNS[n].holdout and not holdout]
+    if held:
+        raise ValueError(f"design(s) {held} are held out: run them with --holdout")
     return [DESIGNS[n] for n in names]
 
 

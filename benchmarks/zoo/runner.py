@@ -115,8 +115,9 @@ def run(units, method_names, out: Path, *, seed_base: int, jobs: int = 1,
     """Fit the methods on every unit not done yet; rows go to ``out/zoo_runs.csv``.
 
     Returns the CSV path. Ctrl-C stops the run and keeps the rows written so far.
-    ``command`` (the command line) is appended to ``out/zoo_commands.txt`` with the
-    number of units run, so the summary can say which commands produced the rows.
+    ``command`` (the command line) is appended to ``out/zoo_commands.txt`` at the end
+    with the units run and the minutes taken, so the summary can say which commands
+    produced the rows.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -131,9 +132,6 @@ def run(units, method_names, out: Path, *, seed_base: int, jobs: int = 1,
         f"({jobs} worker(s)); recommended = {recommended_class().__name__}; rows -> {path}")
     if not work:
         return path
-    if command:
-        with (out / "zoo_commands.txt").open("a") as fh:
-            fh.write(f"{time.strftime('%Y-%m-%d %H:%M')}  {len(work)} units  {command}\n")
     new_file = not path.exists() or path.stat().st_size == 0
     t_start = time.perf_counter()
     with path.open("a", newline="") as fh:
@@ -148,6 +146,7 @@ def run(units, method_names, out: Path, *, seed_base: int, jobs: int = 1,
             results = Parallel(n_jobs=jobs, return_as="generator_unordered")(
                 delayed(run_unit)(d, n, p, rep, seed_base, ms) for d, n, p, rep, ms in work
             )
+        k = 0
         try:
             for k, rows in enumerate(results, 1):
                 writer.writerows(rows)
@@ -162,4 +161,9 @@ def run(units, method_names, out: Path, *, seed_base: int, jobs: int = 1,
                     f"{r0['design']} n={r0['n']} p={r0['p']} rep {r0['rep']}: {cells}")
         except KeyboardInterrupt:
             log("Interrupted: the rows written so far are kept; rerun to continue.")
+    if command:
+        minutes = (time.perf_counter() - t_start) / 60
+        with (out / "zoo_commands.txt").open("a") as fh:
+            fh.write(f"{time.strftime('%Y-%m-%d')}  {k} of {len(work)} units in "
+                     f"{minutes:.1f} min  {command}\n")
     return path

@@ -224,18 +224,21 @@ def figures(cells, methods_rows, methods, out: Path) -> list[Path]:
     fig, ax = plt.subplots(figsize=(1.0 + 0.75 * len(methods), 1.2 + 0.3 * len(labels)))
     im = ax.imshow(np.clip(ratio, 1, 100), cmap="magma_r", norm=LogNorm(1, 100),
                    aspect="auto")
-    for i in range(len(labels)):
-        for j in range(len(methods)):
+    ran = {(c["design"], c["n"], c["p"], c["method"]) for c in cells}
+    for i, key in enumerate(keys):
+        for j, m in enumerate(methods):
             if not math.isnan(med[i, j]):
                 ax.text(j, i, f"{med[i, j]:.2f}", ha="center", va="center", fontsize=6,
                         color="white" if ratio[i, j] > 8 else "black")
+            elif (*key[1:], m) in ran:  # run, and every fit raised
+                ax.text(j, i, "fail", ha="center", va="center", fontsize=6, color="tab:red")
     ax.set_xticks(range(len(methods)), methods, rotation=45, ha="right", fontsize=8)
     ax.set_yticks(range(len(labels)),
                   [lab + (" *" if k[0] else "") for k, lab in zip(keys, labels, strict=True)],
                   fontsize=7)
     fig.colorbar(im, ax=ax, label="median distance / best median (clipped to [1, 100])")
-    ax.set_title("Design zoo: median subspace distance (text) relative to the cell's best",
-                 fontsize=9)
+    ax.set_title("Design zoo: median subspace distance (text) relative to the cell's best\n"
+                 "(blank: not applicable; fail: every fit raised; * held out)", fontsize=9)
     fig.tight_layout()
     p1 = out / "zoo_heatmap.png"
     fig.savefig(p1, dpi=120)
@@ -270,8 +273,9 @@ def write_reports(rows, out: Path, method_order=(), *, note="", make_figures=Tru
     methods = [r["method"] for r in mrows]
     _write_csv(out / "zoo_cells.csv", cells)
     _write_csv(out / "zoo_methods.csv", mrows)
+    paths = figures(cells, mrows, methods, out) if make_figures and cells else []
     md = markdown(cells, mrows, methods, note=note)
+    md += "".join(f"\n![{p.stem.replace('_', ' ')}]({p.name})\n" for p in paths)
     (out / "zoo_summary.md").write_text(md)
     log(md)
-    paths = figures(cells, mrows, methods, out) if make_figures and cells else []
     return {"cells": cells, "methods": mrows, "figures": paths}

@@ -30,6 +30,10 @@ __all__ = ["RefinedSteinLatent"]
 #: The candidate estimates, in the order in which they are preferred when their
 #: held-out errors are tied.
 CANDIDATES = ("stein", "mave", "ropg", "linear")
+#: Most coordinates in which the rOPG candidate estimates its local slopes.
+ROPG_SLOPES = 20
+#: Standard errors by which another candidate must predict better to be kept instead.
+SELECTION_Z = 2.0
 
 
 class RefinedSteinLatent(SupervisedSubspaceMixin, BaseEstimator):
@@ -52,7 +56,10 @@ class RefinedSteinLatent(SupervisedSubspaceMixin, BaseEstimator):
         OPG's first pass (local fits in all p coordinates) refined by rMAVE or rOPG
         passes: :class:`~steinlatent.baselines.MAVE` and
         :class:`~steinlatent.baselines.OPG` in their default forms. They share the
-        first pass.
+        first pass. Above 20 features the rOPG passes estimate their local slopes in
+        20 coordinates only (the span of the other candidates completed by OPG's
+        leading directions), which makes them cheap; the rMAVE passes stop early
+        when they join the ``"stein"`` candidate.
     ``"linear"``
         The least-squares span of the standardised responses (reduced-rank regression),
         when there are at least ``n_components`` response directions.
@@ -317,26 +324,38 @@ class RefinedSteinLatent(SupervisedSubspaceMixin, BaseEstimator):
                                         method=self.method, **run)
         if "mave" in names or "ropg" in names:
             first: list[float] = []
-            # OPG's first pass, kept to 2 r directions: the leading r start rMAVE, all
-            # of them span the local slopes of the rOPG candidate.
-            K_first = first_pass(problem, None, n_components=min(2 * r, problem.n_features),
+            # OPG's first pass, with the leading directions the rOPG candidate's slopes
+            # may need (see below); the leading r start rMAVE.
+            K_first = first_pass(problem, None, n_components=min(ROPG_SLOPES, problem.n_coords),
                                  bandwidths=first)
             if "mave" in names:
                 same = {k: v for k, v in results.items() if self.method == "mave"}
                 results["mave"] = refine_from(problem, K_first[:, :r], method="mave",
                                               bandwidths=list(first), near=same, **run)
             if "ropg" in names:
-                # rOPG with its slopes in the span of everything found so far: k <= 4 r
-                # slopes per local fit instead of p, so its passes cost little.
-                span = np.hstack([K_first] + [res.K for res in results.values()])
-                results["ropg"] = refine_in_span(problem, problem.W @ span,
-                                                 n_components=r, **run)
+                results["ropg"] = self._ropg(problem, K_first, results, run)
         if "linear" in names:
             K = np.linalg.svd(problem.linear_fit(), full_matrices=False)[0][:, :r]
             basis = to_feature_space(problem.W, K)
             results["linear"] = RefineResult(basis, basis, 0, True, [], [],
                                              problem.anchor_index, K)
         return results
+
+    def _ropg(self, problem, K_first, results, run):
+        """rOPG passes with their local slopes in at most ``ROPG_SLOPES`` coordinates.
+
+        All p when p <= ROPG_SLOPES (the rOPG of :class:`~steinlatent.baselines.OPG`);
+        otherwise the span of the other candidates completed by OPG's leading
+        directions, so that a pass costs O(n A ROPG_SLOPES^2) instead of O(n A p^2).
+        """
+        r = self.n_components
+        if problem.n_coords <= ROPG_SLOPES:
+            return refine_from(problem, K_first[:, :r], method="opg", **run)
+        found = np.hstack([res.K for res in results.values()])
+        span = np.hstack([found, K_first[:, : max(ROPG_SLOPES - found.shape[1], r)]])
+        U, s, _ = np.linalg.svd(span, full_matrices=False)
+        span = U[:, s > 1e-8 * s[0]]
+        return refine_in_span(problem, problem.W @ span, n_components=r, **run)
 
     def _choose(self, problem, results) -> tuple[str, dict]:
         """The candidate kept, and each candidate's criterion (see the class docstring)."""
@@ -354,7 +373,7 @@ class RefinedSteinLatent(SupervisedSubspaceMixin, BaseEstimator):
             all_losses = anchor_losses(problem, results[name].K, CRITERION_FACTORS)
             factors[name], i = best_factor(all_losses, CRITERION_FACTORS)
             losses[name] = all_losses[i]
-        chosen, table = choose(losses, CANDIDATES)
+        chosen, table = choose(losses, CANDIDATES, z=SELECTION_Z)
         for name in table:
             table[name]["bandwidth_factor"] = factors[name]
         return chosen, table

@@ -92,7 +92,7 @@ def first_pass(problem, K0=None, *, n_components: int, bandwidths: list) -> np.n
     whitened coordinates): local fits and kernel in the k0 start coordinates only (k0
     slopes per fit), estimate inside span(K0).
     """
-    p = problem.n_features
+    p = problem.n_coords
     if K0 is None:
         h = problem.bandwidth_for(p, p)
         bandwidths.append(h)
@@ -329,7 +329,7 @@ def estimate(problem, B0=None, *, n_components: int, method: str = "mave",
     K = first_pass(problem, K0, n_components=r, bandwidths=bandwidths)
     if B0 is None and method == "mave" and not refine:
         # Plain MAVE: alternations with the first pass's weights (kernel in all p).
-        p = problem.n_features
+        p = problem.n_coords
         st = _opg_pass(problem, problem.W, problem.anchors_c, np.eye(p), bandwidths[0])
         for _ in range(max_iter):
             K_next = mave_step(st, K, alpha=problem.alpha)
@@ -358,7 +358,7 @@ def _refine_in_start(problem, B0, r, max_iter, tol, refine_passes, bandwidths):
     """
     V = np.linalg.qr(B0)[0]
     W = whitening_map(problem.moments["cov_x"], V)  # p x k0
-    sub = replace(problem, W=W, anchors_c=problem.anchors_c @ np.linalg.solve(problem.W, W))
+    sub = replace(problem, W=W, anchors_c=problem.anchors_c @ (np.linalg.pinv(problem.W) @ W))
     k0 = W.shape[1]
     K = first_pass(sub, np.eye(k0), n_components=r, bandwidths=bandwidths)
     initial = K

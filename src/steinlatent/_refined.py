@@ -32,8 +32,9 @@ __all__ = ["RefinedSteinLatent"]
 CANDIDATES = ("stein", "mave", "ropg", "linear")
 #: Most coordinates in which the rOPG candidate estimates its local slopes.
 ROPG_SLOPES = 20
-#: Standard errors by which another candidate must predict better to be kept instead.
-SELECTION_Z = 2.0
+#: Standard errors of the paired difference by which another candidate must predict
+#: better to be kept instead (the one-standard-error rule of cross-validation).
+SELECTION_Z = 1.0
 
 
 class RefinedSteinLatent(SupervisedSubspaceMixin, BaseEstimator):
@@ -68,9 +69,10 @@ class RefinedSteinLatent(SupervisedSubspaceMixin, BaseEstimator):
     (absolute errors of a local-linear fit in its projection, at the best of a few
     bandwidths; :mod:`steinlatent._refine._criterion`). The first candidate in the
     order above is kept unless another predicts the same anchors better by more than
-    two standard errors of the paired difference: candidates that land on a wrong
-    subspace predict clearly worse, while near-ties keep the candidate that is most
-    accurate on the designs where they tie. ``candidates_`` holds every candidate and
+    one standard error of the paired difference (the one-standard-error rule of
+    cross-validation): candidates that land on a wrong subspace predict clearly worse,
+    while near-ties keep the candidate that is most accurate on the designs where they
+    tie. ``candidates_`` holds every candidate and
     its criterion, ``selected_`` the one kept.
 
     Every pass is a sum over rows (:mod:`steinlatent._refine`), linear in n for a fixed

@@ -289,6 +289,11 @@ def write_paper_store(path: Path, n: int, p: int, chunk: int, seed: int = 0):
     return zx, zy, B
 
 
+def _fit3(Est, X, Y):
+    """(seconds, fitted estimator) of ``Est(3, random_state=0).fit(X, Y)``."""
+    return timed(lambda: Est(3, random_state=0).fit(X, Y))
+
+
 def bench_local(args) -> None:
     """Part 3: the local estimators in memory, on a memory map and on Dask."""
     import dask.array as da
@@ -314,12 +319,12 @@ def bench_local(args) -> None:
             np.save(path / "x.npy", X)
             mm = np.load(path / "x.npy", mmap_mode="r")
             for name, Est in makers.items():
-                t_mem, ref = timed(lambda Est=Est: Est(3, random_state=0).fit(X, Y))
+                t_mem, ref = _fit3(Est, X, Y)
                 dist = subspace_distance(ref.components_.T, B)
                 rows.append([f"{n:.0e}", name, "in memory", f"{t_mem:.1f}", "1.00", "-",
                              f"{dist:.3f}", "-"])
                 print("#   " + " | ".join(rows[-1]), flush=True)
-                t_mm, est = timed(lambda Est=Est: Est(3, random_state=0).fit(mm, Y))
+                t_mm, est = _fit3(Est, mm, Y)
                 rows.append([f"{n:.0e}", name, "memory map", f"{t_mm:.1f}",
                              f"{t_mm / t_mem:.2f}",
                              f"{subspace_distance(est.components_.T, ref.components_.T):.1e}",
@@ -328,7 +333,7 @@ def bench_local(args) -> None:
                 client.restart()
                 Xd = da.from_zarr(str(path / "x.zarr"))
                 Yd = da.from_zarr(str(path / "y.zarr"))
-                t_dask, est = timed(lambda Est=Est: Est(3, random_state=0).fit(Xd, Yd))
+                t_dask, est = _fit3(Est, Xd, Yd)
                 peak = max(client.run(
                     lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
                 ).values())
@@ -338,7 +343,6 @@ def bench_local(args) -> None:
                              f"{subspace_distance(est.components_.T, B):.3f}",
                              f"{peak / 2**20:.0f} MiB"])
                 print("#   " + " | ".join(rows[-1]), flush=True)
-            del X, Y, mm
     finally:
         client.close()
         cluster.close()

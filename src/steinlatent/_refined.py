@@ -11,6 +11,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from ._estimator import SteinLatent
 from ._refine import (
     CRITERION_FACTORS,
+    AppendSlices,
     RefineResult,
     anchor_losses,
     best_factor,
@@ -22,6 +23,7 @@ from ._refine import (
     refine_in_span,
     to_feature_space,
 )
+from ._responses import n_slices, slice_edges
 from ._subspace import LOCAL_FIT_CONSTRAINTS, LocalFit, SupervisedSubspaceMixin, local_rows
 from .metrics import subspace_distance
 
@@ -64,10 +66,15 @@ class RefinedSteinLatent(SupervisedSubspaceMixin, BaseEstimator):
     ``"linear"``
         The least-squares span of the standardised responses (reduced-rank regression),
         when there are at least ``n_components`` response directions.
+    ``"plain_stein"``
+        With one continuous response: the Stein start's leading ``n_components``
+        directions (on the quantile slices of y, so that directions moving only the
+        spread of y count too).
 
     The criterion is each candidate's leave-one-out prediction error at the anchors
     (absolute errors of a local-linear fit in its projection, at the best of a few
-    bandwidths; :mod:`steinlatent._refine._criterion`). The first candidate in the
+    bandwidths; :mod:`steinlatent._refine._criterion`); with one continuous response,
+    the errors of predicting y and the indicators of its quantile slices. The first candidate in the
     order above is kept unless another predicts the same anchors better by more than
     one standard error of the paired difference (the one-standard-error rule of
     cross-validation): candidates that land on a wrong subspace predict clearly worse,
@@ -171,8 +178,10 @@ class RefinedSteinLatent(SupervisedSubspaceMixin, BaseEstimator):
 
     The local fits estimate the central *mean* subspace, the directions that move
     E[y | x]. A direction that changes only the spread of y (heteroscedastic noise) is
-    invisible to them; expanding y into slices (``response_expansion`` of
-    :class:`SteinLatent`) targets those too.
+    invisible to them. With one continuous y the criterion also predicts the slices of
+    y, and the plain Stein estimate on those slices is a candidate, so such directions
+    are found when the data show them clearly (thousands of rows); with several
+    responses they are not.
 
     References
     ----------
@@ -268,7 +277,17 @@ class RefinedSteinLatent(SupervisedSubspaceMixin, BaseEstimator):
         if q < r:  # the least-squares span has fewer than n_components directions
             names = tuple(k for k in names if k != "linear") or ("stein",)
         results = self._fit_candidates(problem, stein, names)
-        chosen, table = self._choose(problem, results)
+        judge = problem
+        if data.y_values is not None and len(results) > 1:
+            # One continuous y: the candidates are also judged on how well they predict
+            # its slices (its distribution, not only its mean), and the plain Stein
+            # estimate (sliced y: the central subspace) joins them.
+            judge = self._sliced_problem(data, params)
+            basis = stein.components_[:r].T
+            results["plain_stein"] = RefineResult(basis, basis, 0, True, [], [],
+                                                  problem.anchor_index,
+                                                  problem.whitened(basis))
+        chosen, table = self._choose(judge, results)
         res = results[chosen]
         candidates = {
             name: {"components": results[name].basis.T.copy(), **table.get(name, {}),
@@ -343,6 +362,17 @@ class RefinedSteinLatent(SupervisedSubspaceMixin, BaseEstimator):
                                              problem.anchor_index, K)
         return results
 
+    def _sliced_problem(self, data, params):
+        """The problem of the criterion for one continuous y: y beside its H quantile
+        slices, the slices weighted 1 / sqrt(H) so that together they count as y does."""
+        y = data.y_values
+        H = n_slices(len(y), self.n_components, len(np.unique(y)))
+        expand = AppendSlices(slice_edges(y, H))
+        weights = np.r_[1.0, np.full(expand.n_slices, 1.0 / np.sqrt(expand.n_slices))]
+        return prepare(data.rows, n_anchors=params["n_anchors"],
+                       random_state=params["random_state"], bandwidth=params["bandwidth"],
+                       alpha=params["alpha"], expand=expand, weights=weights)
+
     def _ropg(self, problem, K_first, results, run):
         """rOPG passes with their local slopes in at most ``ROPG_SLOPES`` coordinates.
 
@@ -375,7 +405,7 @@ class RefinedSteinLatent(SupervisedSubspaceMixin, BaseEstimator):
             all_losses = anchor_losses(problem, results[name].K, CRITERION_FACTORS)
             factors[name], i = best_factor(all_losses, CRITERION_FACTORS)
             losses[name] = all_losses[i]
-        chosen, table = choose(losses, CANDIDATES, z=SELECTION_Z)
+        chosen, table = choose(losses, CANDIDATES + ("plain_stein",), z=SELECTION_Z)
         for name in table:
             table[name]["bandwidth_factor"] = factors[name]
         return chosen, table

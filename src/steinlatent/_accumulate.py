@@ -474,9 +474,9 @@ class MomentAccumulator(_Accumulator):
             # the Gram is the sum of the halves' Grams, no pass of its own.
             plus = eps > 0
             Zp, Zm = Z[plus], Z[~plus]
-            Gp = Zp.T @ Zp
-            G = Gp + Zm.T @ Zm
-            halves = (plus, Zp, Zm, Gp)
+            Gp, Gm = Zp.T @ Zp, Zm.T @ Zm
+            G = Gp + Gm
+            halves = (plus, Zp, Zm, Gp, Gm)
         else:
             G = Z.T @ Z
         colsum = None  # sum x, when a product below gives it
@@ -498,16 +498,16 @@ class MomentAccumulator(_Accumulator):
                 W = _weight_columns(R, spec.pooling)
                 G0 = G if mask is None else weighted_gram(Z, rows)
                 if not spec.null:
-                    H = np.concatenate([G0[None], _weighted_grams(Z, W)])
+                    H = np.concatenate([G0[None], _weighted_grams(Z, W, G)])
                     mom.H = _add3(mom.H, H)
                     continue
                 # The rows with e = +1 and e = -1 apart: sum w z z^T is their sum and
                 # sum e w z z^T their difference, so the noise floor costs no extra pass.
-                plus, Zp, Zm, Gp = halves
+                plus, Zp, Zm, Gp, Gm = halves
+                Wp = _weighted_grams(Zp, W[plus], Gp)
+                Wm = _weighted_grams(Zm, W[~plus], Gm)
                 if mask is not None:
                     Gp = weighted_gram(Zp, rows[plus])
-                Wp = _weighted_grams(Zp, W[plus])
-                Wm = _weighted_grams(Zm, W[~plus])
                 mom.H = _add3(mom.H, np.concatenate([G0[None], Wp + Wm]))
                 mom.H0 = _add3(mom.H0, np.concatenate([(2 * Gp - G0)[None], Wp - Wm]))
         return _augmented_gram(X, colsum) if G is None else G
@@ -715,9 +715,27 @@ def _same(a, b) -> bool:
     return np.array_equal(_pad(a, 0, n), _pad(b, 0, n))
 
 
-def _weighted_grams(Z: np.ndarray, W: np.ndarray) -> np.ndarray:
-    """sum_i W_ik z_i z_i^T for each column k, shape (k, d, d) (two syrk per column)."""
-    return np.stack([weighted_gram(Z, W[:, k]) for k in range(W.shape[1])])
+def _weighted_grams(Z: np.ndarray, W: np.ndarray, G=None) -> np.ndarray:
+    """sum_i W_ik z_i z_i^T for each column k, shape (k, d, d): one scaled copy and one
+    syrk per column.
+
+    Weights of any sign are shifted to w + s >= 0 (s = max(0, -min w)) and s G taken
+    off again, G = Z^T Z (computed here when not given): contiguous copies instead of
+    the row subsets of a split by sign (1.5x faster for the stacked second order; the
+    cancellation costs about log10(s |G| / |sum w z z^T|) digits, ~1e-13 relative).
+    """
+    out = np.empty((W.shape[1], Z.shape[1], Z.shape[1]))
+    buf = np.empty_like(Z)
+    for k in range(W.shape[1]):
+        w = W[:, k]
+        s = max(0.0, -float(w.min())) if len(w) else 0.0
+        np.multiply(Z, np.sqrt(w + s)[:, None], out=buf)
+        out[k] = buf.T @ buf
+        if s > 0:
+            if G is None:
+                G = Z.T @ Z
+            out[k] -= s * G
+    return out
 
 
 def _add3(total, part):

@@ -596,15 +596,20 @@ class EllipticalAccumulator(MomentAccumulator):
         """Add the block's weighted moments; return its Gram sum [x - c, 1][x - c, 1]^T."""
         spec = self.spec
         c, a, b = self._radial(X)
-        # Z is None for a zero shift at first order: X is read in place (as by the floor)
-        G = _augmented_gram(X) if Z is None else Z.T @ Z
+        halves = None
+        if Z is None:  # zero shift at first order: X is read in place (as by the floor)
+            G = _augmented_gram(X)
+        elif spec.second and spec.null:  # the rows by sign, as in MomentAccumulator
+            plus = eps > 0
+            Zp, Zm = Z[plus], Z[~plus]
+            Gp, Gm = Zp.T @ Zp, Zm.T @ Zm
+            G = Gp + Gm
+            halves = (plus, Zp, Zm, Gp, Gm)
+        else:
+            G = Z.T @ Z
         first_features = spec.first and any(name == "features" for name, *_ in blocks)
         if self.refine or first_features:
             self.K = _add3(self.K, (G if c is None else _positive_gram(X, Z, c))[None])
-        halves = None
-        if spec.second and spec.null:
-            plus = eps > 0
-            halves = (plus, Z[plus], Z[~plus])
         for name, R, mask, LR in blocks:
             mom = self.mom[name]
             rows = np.ones(X.shape[0]) if mask is None else mask.astype(np.float64)
@@ -626,13 +631,13 @@ class EllipticalAccumulator(MomentAccumulator):
                 mom.extra["gw"] = _add(mom.extra.get("gw"), W.sum(axis=0))
                 mom.extra["hb"] = _add(mom.extra.get("hb"), Wb.sum(axis=0))
                 if halves is None:
-                    mom.H = _add3(mom.H, _weighted_grams(Z, Wa))
+                    mom.H = _add3(mom.H, _weighted_grams(Z, Wa, G))
                     continue
                 # The rows with e = +1 and e = -1 apart: the sums and the noise floor's
                 # signed sums are the halves' sum and difference (no extra pass).
-                plus, Zp, Zm = halves
-                Hp = _weighted_grams(Zp, Wa[plus])
-                Hm = _weighted_grams(Zm, Wa[~plus])
+                plus, Zp, Zm, Gp, Gm = halves
+                Hp = _weighted_grams(Zp, Wa[plus], Gp)
+                Hm = _weighted_grams(Zm, Wa[~plus], Gm)
                 mom.H = _add3(mom.H, Hp + Hm)
                 mom.H0 = _add3(mom.H0, Hp - Hm)
                 mom.extra["hb0"] = _add(mom.extra.get("hb0"), Wb.T @ eps)

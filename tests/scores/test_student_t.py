@@ -105,6 +105,8 @@ def test_em_sample_size_rule_and_seed(rng, monkeypatch):
     c = StudentTScore(random_state=4).fit(X)
     np.testing.assert_array_equal(a.covariance_, b.covariance_)
     assert not np.allclose(a.covariance_, c.covariance_)
+    np.testing.assert_array_equal(StudentTScore().fit(X).covariance_,
+                                  StudentTScore(random_state=0).fit(X).covariance_)
     monkeypatch.setattr(student_t, "EM_ROWS_PER_FEATURE", 100)
     assert StudentTScore(random_state=3).fit(X).n_em_rows_ == 300  # 100 p > EM_ROWS
 

@@ -95,9 +95,8 @@ class EllipticalScore(ScoreModel):
     implement ``_radial(Q) -> (c, dc)``.
 
     The Stein sums of :class:`~steinlatent.SteinLatent` read only these: the radial
-    factors of each row's Q, and moments of the rows weighted by them
-    (:class:`steinlatent._accumulate.EllipticalAccumulator`), so no score vector is
-    formed per row.
+    factors of each row's Q, and moments of the rows weighted by them, so no score
+    vector is formed per row.
     """
 
     #: True when c(Q) is constant (the Gaussian): the Stein sums then need no Q.
@@ -109,7 +108,8 @@ class EllipticalScore(ScoreModel):
     @property
     def refines_in_pass(self) -> bool:
         """True when the fit asks the Stein pass over all rows for one more update of
-        location and covariance (:meth:`_pass_update`); see :class:`StudentTScore`."""
+        location and covariance (``_pass_update``), as
+        :class:`~steinlatent.scores.StudentTScore` does after an EM on a sample."""
         return False
 
     def _pass_update(self, n_samples: int, weighted_gram: np.ndarray, shift: np.ndarray):

@@ -75,7 +75,8 @@ class StudentTScore(EllipticalScore):
         Pseudo-inverse threshold for a singular dispersion matrix.
     random_state : int, RandomState, Generator or None, default=None
         Seeds the sample of rows the EM runs on (see the size rule above); only used
-        beyond 10 000 rows. None draws fresh entropy.
+        beyond 10 000 rows. None uses the seed 0, so that a fit is reproducible (the
+        global random state is never used).
 
     Attributes
     ----------
@@ -135,7 +136,8 @@ class StudentTScore(EllipticalScore):
         n, p = X.shape
         m = n if n <= EM_ROWS else min(n, max(EM_ROWS, EM_ROWS_PER_FEATURE * p))
         if m < n:
-            rng = np.random.default_rng(int_seed(self.random_state))
+            seed = 0 if self.random_state is None else int_seed(self.random_state)
+            rng = np.random.default_rng(seed)
             X = X[np.sort(rng.choice(n, m, replace=False))]
         # Start: the mean, the covariance and (df None) nu matched to Mardia's kurtosis
         # E[Q^2] = p (p + 2) (nu - 2) / (nu - 4) of the t, so heavy or light tails are
@@ -178,7 +180,7 @@ class StudentTScore(EllipticalScore):
     @property
     def refines_in_pass(self) -> bool:
         """True when the EM ran on a sample: the Stein pass then takes one M step on
-        all rows (:meth:`_pass_update`)."""
+        all rows (``_pass_update``)."""
         return getattr(self, "n_em_rows_", 0) < getattr(self, "_n_rows_fit", 0)
 
     def _pass_update(self, n_samples: int, weighted_gram: np.ndarray, shift: np.ndarray):

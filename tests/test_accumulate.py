@@ -124,11 +124,13 @@ SPECS = [AccumulatorSpec(first, second, null, pooling, seed=3)
 @pytest.mark.parametrize("name", sorted(ELLIPTICAL))
 @pytest.mark.parametrize("frozen", [False, True])
 @pytest.mark.parametrize("features", [False, True])
-def test_elliptical_moments_equal_the_score_evaluations(name, frozen, features):
+@pytest.mark.parametrize("shift", [0.0, 3.0])
+def test_elliptical_moments_equal_the_score_evaluations(name, frozen, features, shift):
     # Radially weighted moments and the evaluated score (closed forms tested with the
     # score models) give the same sums, at every order, with and without the noise
-    # floor, for labels and features, and from data away from the origin.
-    X, Y = _data(shift=3.0)
+    # floor, for labels and features, for data read in place (zero shift) and away
+    # from the origin.
+    X, Y = _data(shift=shift)
     model = ELLIPTICAL[name](X)
     score = resolve_score(FrozenEstimator(model)) if frozen else model
     plan = plan_responses(Y, include_features=features, response_type="continuous")

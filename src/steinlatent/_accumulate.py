@@ -597,8 +597,9 @@ class EllipticalAccumulator(MomentAccumulator):
         spec = self.spec
         c, a, b = self._radial(X)
         halves = None
+        colsum = None  # sum x, when the labels product gives it
         if Z is None:  # zero shift at first order: X is read in place (as by the floor)
-            G = _augmented_gram(X)
+            G = None
         elif spec.second and spec.null:  # the rows by sign, as in MomentAccumulator
             plus = eps > 0
             Zp, Zm = Z[plus], Z[~plus]
@@ -609,6 +610,8 @@ class EllipticalAccumulator(MomentAccumulator):
             G = Z.T @ Z
         first_features = spec.first and any(name == "features" for name, *_ in blocks)
         if self.refine or first_features:
+            if c is None and G is None:
+                G = _augmented_gram(X)
             self.K = _add3(self.K, (G if c is None else _positive_gram(X, Z, c))[None])
         for name, R, mask, LR in blocks:
             mom = self.mom[name]
@@ -617,8 +620,16 @@ class EllipticalAccumulator(MomentAccumulator):
             if name == "labels":
                 mom.r2 = _add(mom.r2, np.einsum("ij,ij->j", R, R))
                 mom.extra["a_r"] = _add(mom.extra.get("a_r"), R.sum(axis=0))
-                if spec.first:
-                    mom.C = _add(mom.C, _z_products(Z, X, LR if c is None else LR * c[:, None]))
+                if spec.first and c is None:
+                    mom.C = _add(mom.C, _z_products(Z, X, LR))
+                elif spec.first:
+                    # [1, c l]: the unweighted first column gives the Gram's sum x
+                    A = np.empty((LR.shape[0], LR.shape[1] + 1))
+                    A[:, 0] = 1.0
+                    np.multiply(LR, c[:, None], out=A[:, 1:])
+                    C = _z_products(Z, X, A)
+                    colsum = C[:-1, 0]
+                    mom.C = _add(mom.C, C[:, 1:])
             if spec.first and spec.null:
                 if LR is None:
                     LR = np.hstack([rows[:, None], R])
@@ -641,7 +652,7 @@ class EllipticalAccumulator(MomentAccumulator):
                 mom.H = _add3(mom.H, Hp + Hm)
                 mom.H0 = _add3(mom.H0, Hp - Hm)
                 mom.extra["hb0"] = _add(mom.extra.get("hb0"), Wb.T @ eps)
-        return G
+        return _augmented_gram(X, colsum) if G is None else G
 
     def _finished_score(self, m, cov):
         if self.refine:
@@ -686,11 +697,14 @@ def _positive_gram(X: np.ndarray, Z, c: np.ndarray) -> np.ndarray:
     root = np.sqrt(c)
     if Z is not None:
         S = Z * root[:, None]
-    else:
-        S = np.empty((X.shape[0], X.shape[1] + 1))
-        np.multiply(X, root[:, None], out=S[:, :-1])
-        S[:, -1] = root
-    return S.T @ S
+        return S.T @ S
+    S = X * root[:, None]  # contiguous: the column of sqrt(c) is added by a gemv
+    p = X.shape[1]
+    K = np.empty((p + 1, p + 1))
+    K[:p, :p] = S.T @ S
+    K[:p, p] = K[p, :p] = S.T @ root
+    K[p, p] = c.sum()
+    return K
 
 
 def _augmented_gram(X: np.ndarray, colsum=None) -> np.ndarray:

@@ -144,7 +144,8 @@ def test_elliptical_moments_equal_the_score_evaluations(name, frozen, features, 
 
 
 def _sampled_t(monkeypatch, X, rows=150, seed=0):
-    monkeypatch.setattr(student_t, "EM_ROWS", rows)
+    monkeypatch.setattr(student_t, "EM_ALL_ROWS", rows)
+    monkeypatch.setattr(student_t, "EM_SAMPLE_ROWS", rows)
     return StudentTScore(random_state=seed).fit(X)
 
 
@@ -196,7 +197,8 @@ def test_pass_step_gives_the_same_fit_on_every_path(monkeypatch):
     # fit, partial_fit and Dask fit the sampled t score on the same rows with the same
     # seed, and take the same step over all rows.
     X, Y = _data(n=900, shift=1.0)
-    monkeypatch.setattr(student_t, "EM_ROWS", 300)
+    monkeypatch.setattr(student_t, "EM_ALL_ROWS", 300)
+    monkeypatch.setattr(student_t, "EM_SAMPLE_ROWS", 300)
     kw = {"order": 1, "score_model": StudentTScore(random_state=4), "random_state": 0}
     full = SteinLatent(2, **kw).fit(X, Y)
     assert full.score_model_.n_em_rows_ == 300

@@ -94,9 +94,12 @@ def test_em_sample_size_rule_and_seed(rng, monkeypatch):
     X = _paper_t(rng, 900, np.zeros(3), np.eye(3), 8.0)
     small = StudentTScore().fit(X[:400])
     assert small.n_em_rows_ == 400 and not small.refines_in_pass
-    # Beyond EM_ROWS rows: a sample of max(EM_ROWS, 10 p), seeded by random_state
-    # and never by the global RNG.
-    monkeypatch.setattr(student_t, "EM_ROWS", 200)
+    # Beyond EM_ALL_ROWS rows: a sample of max(EM_SAMPLE_ROWS, 10 p), seeded by
+    # random_state and never by the global RNG.
+    assert student_t.em_rows(10_000, 5) == 10_000 and student_t.em_rows(10_001, 5) == 5_000
+    assert student_t.em_rows(10**6, 2000) == 20_000
+    monkeypatch.setattr(student_t, "EM_ALL_ROWS", 200)
+    monkeypatch.setattr(student_t, "EM_SAMPLE_ROWS", 200)
     state = np.random.get_state()[1].copy()  # noqa: NPY002 (the global RNG, on purpose)
     a = StudentTScore(random_state=3).fit(X)
     assert a.n_em_rows_ == 200 and a.refines_in_pass
@@ -108,7 +111,7 @@ def test_em_sample_size_rule_and_seed(rng, monkeypatch):
     np.testing.assert_array_equal(StudentTScore().fit(X).covariance_,
                                   StudentTScore(random_state=0).fit(X).covariance_)
     monkeypatch.setattr(student_t, "EM_ROWS_PER_FEATURE", 100)
-    assert StudentTScore(random_state=3).fit(X).n_em_rows_ == 300  # 100 p > EM_ROWS
+    assert StudentTScore(random_state=3).fit(X).n_em_rows_ == 300  # 100 p > the sample
 
 
 def test_kurtosis_start_matches_the_tails(rng):

@@ -23,10 +23,18 @@ from ._elliptical import (
 __all__ = ["StudentTScore"]
 
 _DF_MIN, _DF_MAX = 2.0 + 1e-3, 1e4
-# The EM's sample size rule (StudentTScore.fit): all rows up to EM_ROWS, else a random
-# sample of max(EM_ROWS, EM_ROWS_PER_FEATURE * p) rows.
-EM_ROWS = 10_000
+# The EM's sample size rule (StudentTScore.fit): all rows up to EM_ALL_ROWS, else a
+# random sample of max(EM_SAMPLE_ROWS, EM_ROWS_PER_FEATURE * p) rows.
+EM_ALL_ROWS = 10_000
+EM_SAMPLE_ROWS = 5_000
 EM_ROWS_PER_FEATURE = 10
+
+
+def em_rows(n: int, p: int) -> int:
+    """Rows the EM runs on for n rows of p features (the size rule)."""
+    if n <= EM_ALL_ROWS:
+        return n
+    return min(n, max(EM_SAMPLE_ROWS, EM_ROWS_PER_FEATURE * p))
 
 
 class StudentTScore(EllipticalScore):
@@ -46,7 +54,7 @@ class StudentTScore(EllipticalScore):
     (maximising the observed log-likelihood in nu), restricted to (2, 1e4].
 
     Sample size rule. The EM runs on all rows when there are at most 10 000 of them,
-    and otherwise on a random sample (seeded by ``random_state``) of max(10 000, 10 p)
+    and otherwise on a random sample (seeded by ``random_state``) of max(5 000, 10 p)
     rows, where it stops once the gain in mean log-likelihood is below 1 % of the
     sample's statistical resolution k / (2 m) (k free parameters, m rows). It starts
     from the mean, the covariance and the nu that matches Mardia's kurtosis. The EM's
@@ -129,12 +137,12 @@ class StudentTScore(EllipticalScore):
         """Fit mu, Sigma (and nu when ``df`` is None) by EM / ECME.
 
         On all rows up to 10 000 of them, else on a seeded random sample of
-        max(10 000, 10 p) rows (the size rule of the class docstring).
+        max(5 000, 10 p) rows (the size rule of the class docstring).
         """
         self._validate_params()
         X = self._validate_X(X, reset=True)
         n, p = X.shape
-        m = n if n <= EM_ROWS else min(n, max(EM_ROWS, EM_ROWS_PER_FEATURE * p))
+        m = em_rows(n, p)
         if m < n:
             seed = 0 if self.random_state is None else int_seed(self.random_state)
             rng = np.random.default_rng(seed)

@@ -742,8 +742,8 @@ def _weighted_grams(Z: np.ndarray, W: np.ndarray, G=None) -> np.ndarray:
     Weights of any sign are shifted to w + s >= 0 (s = max(0, -min w)) and s G taken
     off again, G = Z^T Z (computed here when not given): contiguous copies instead of
     the row subsets of a split by sign (1.5x faster per column, 1.2x for the whole
-    default second order; the
-    cancellation costs about log10(s |G| / |sum w z z^T|) digits, ~1e-13 relative).
+    default second order; the cancellation costs about log10(s |G| / |sum w z z^T|)
+    digits, ~1e-13 relative).
     """
     out = np.empty((W.shape[1], Z.shape[1], Z.shape[1]))
     buf = np.empty_like(Z)

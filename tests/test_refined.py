@@ -150,7 +150,7 @@ def test_wrong_candidates_predict_clearly_worse():
 def test_candidates_attribute_and_single_candidate():
     X, Y, B = make_index_model(1200, 6, 8, 2, link="pairs", random_state=9)
     est = RefinedSteinLatent(2, random_state=0).fit(X, Y)
-    assert set(est.candidates_) == {"stein", "mave", "ropg", "linear"}
+    assert set(est.candidates_) == {"stein", "mave", "ropg_mave", "ropg", "linear"}
     assert est.selected_ in est.candidates_
     for v in est.candidates_.values():
         assert v["components"].shape == (2, 6)

@@ -22,7 +22,8 @@ ESTIMATORS = {
     "mave": lambda **kw: MAVE(2, **kw),
     "refined": lambda **kw: RefinedSteinLatent(2, **kw),
     "refined_written": lambda **kw: RefinedSteinLatent(
-        2, n_start="auto", method="mave", candidates=("stein", "mave", "ropg", "linear"),
+        2, n_start="auto", method="mave",
+        candidates=("stein", "mave", "ropg_mave", "ropg", "linear"),
         score_model="gaussian", response_type="auto", n_anchors=150, bandwidth="auto",
         alpha=1e-3, max_iter=20, tol=1e-3, **kw),
 }

@@ -31,7 +31,7 @@ __all__ = ["RefinedSteinLatent"]
 
 #: The candidate estimates, in the order in which they are preferred when their
 #: held-out errors are tied.
-CANDIDATES = ("stein", "mave", "ropg", "linear")
+CANDIDATES = ("stein", "mave", "ropg_mave", "ropg", "linear")
 #: Most coordinates in which the rOPG candidate estimates its local slopes.
 ROPG_SLOPES = 20
 #: Standard errors of the paired difference by which another candidate must predict
@@ -63,6 +63,9 @@ class RefinedSteinLatent(SupervisedSubspaceMixin, BaseEstimator):
         20 coordinates only (the span of the other candidates completed by OPG's
         leading directions), which makes them cheap; the rMAVE passes stop early
         when they join the ``"stein"`` candidate.
+    ``"ropg_mave"``
+        rMAVE passes started from the ``"ropg"`` estimate (stopping early when they join
+        another rMAVE candidate): the rescue when both other starts lead rMAVE astray.
     ``"linear"``
         The least-squares span of the standardised responses (reduced-rank regression),
         when there are at least ``n_components`` response directions.
@@ -99,8 +102,9 @@ class RefinedSteinLatent(SupervisedSubspaceMixin, BaseEstimator):
     method : {"mave", "opg"}, default="mave"
         Refinement passes of the ``"stein"`` candidate: rMAVE or rOPG.
     candidates : "auto" or tuple of str, default="auto"
-        Which candidates to compute among "stein", "mave", "ropg" and "linear" ("auto":
-        all that apply). A single candidate skips the criterion.
+        Which candidates to compute among "stein", "mave", "ropg_mave", "ropg" and
+        "linear" ("auto": all that apply; "plain_stein" joins them for one continuous
+        y). A single candidate skips the criterion.
     score_model : str or ScoreModel, default="gaussian"
         Score model of the Stein start, as in :class:`SteinLatent` ("gaussian", "t",
         "hyperbolic", "kernel", ...).
@@ -343,7 +347,7 @@ class RefinedSteinLatent(SupervisedSubspaceMixin, BaseEstimator):
         if "stein" in names:
             results["stein"] = estimate(problem, stein.components_.T, n_components=r,
                                         method=self.method, **run)
-        if "mave" in names or "ropg" in names:
+        if {"mave", "ropg", "ropg_mave"} & set(names):
             first: list[float] = []
             # OPG's first pass, with the leading directions the rOPG candidate's slopes
             # may need (see below); the leading r start rMAVE.
@@ -353,8 +357,17 @@ class RefinedSteinLatent(SupervisedSubspaceMixin, BaseEstimator):
                 same = {k: v for k, v in results.items() if self.method == "mave"}
                 results["mave"] = refine_from(problem, K_first[:, :r], method="mave",
                                               bandwidths=list(first), near=same, **run)
-            if "ropg" in names:
-                results["ropg"] = self._ropg(problem, K_first, results, run)
+            if "ropg" in names or "ropg_mave" in names:
+                ropg = self._ropg(problem, K_first, results, run)
+                if "ropg_mave" in names:
+                    # rMAVE from rOPG's estimate: where OPG's first pass and the Stein
+                    # start both lead rMAVE astray, rOPG's estimate is a better start.
+                    same = {k: v for k, v in results.items()
+                            if k == "mave" or (k == "stein" and self.method == "mave")}
+                    results["ropg_mave"] = refine_from(problem, ropg.K, method="mave",
+                                                       near=same, **run)
+                if "ropg" in names:
+                    results["ropg"] = ropg
         if "linear" in names:
             K = np.linalg.svd(problem.linear_fit(), full_matrices=False)[0][:, :r]
             basis = to_feature_space(problem.W, K)

@@ -124,6 +124,15 @@ def _merge(*parts):
     return total
 
 
+def merge_tree(dask, parts):
+    """One delayed accumulator: ``parts`` (delayed accumulators) merged ``_FAN_IN`` at a
+    time, so no task holds more than a few accumulators and the depth is log(blocks)."""
+    merge = dask.delayed(_merge, pure=True)
+    while len(parts) > 1:
+        parts = [merge(*parts[i : i + _FAN_IN]) for i in range(0, len(parts), _FAN_IN)]
+    return parts[0]
+
+
 def _sample_rows(dask, X, size: int, seed: int):
     """The first rows (for the scale) and a random sample of at most ``size`` rows of a
     Dask array, as numpy, in one compute."""
@@ -235,10 +244,7 @@ def _fit_result(estimator: SteinLatent, X, Y) -> FitResult:
         block(xb, yb, first, template, off, i)
         for i, (xb, yb, off) in enumerate(zip(xblocks, yblocks, offsets, strict=True))
     ]
-    merge = dask.delayed(_merge, pure=True)
-    while len(parts) > 1:
-        parts = [merge(*parts[i : i + _FAN_IN]) for i in range(0, len(parts), _FAN_IN)]
-    acc, (scale, *_) = dask.compute(parts[0], first)
+    acc, (scale, *_) = dask.compute(merge_tree(dask, parts), first)
     try:
         return session.take(acc, scale=scale, n_chunks=len(xblocks)).finish()
     except NotEnoughData as exc:

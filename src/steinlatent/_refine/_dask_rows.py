@@ -2,9 +2,9 @@
 
 :class:`DaskRows` has the interface of :class:`~._rows.ArrayRows`. Each pass maps every
 block of rows to an accumulator (a copy of an empty template, so that threads never
-share one), merges them ``_FAN_IN`` at a time and computes the root: every block of X is
-read once per pass and only the sums travel between workers, so worker memory does not
-grow with the number of rows. The sums equal those of the in-memory source up to
+share one), merges them in a tree (:func:`steinlatent.dask.merge_tree`) and computes the
+root: every block of X is read once per pass and only the sums travel between workers,
+so worker memory does not grow with the number of rows. The sums equal those of the in-memory source up to
 rounding, and the anchors are the same rows, so the estimate is the in-memory one.
 
 Unlabelled rows are the all-NaN rows of the encoded responses L; their positions are
@@ -21,10 +21,6 @@ from ._rows import ResponseMap, check_finite_block, empty_like, prepare_block
 
 __all__ = ["DaskRows"]
 
-# Partial accumulators merged per task in the tree reduction.
-_FAN_IN = 8
-
-
 def _labelled(lb) -> np.ndarray:
     lb = np.asarray(lb, dtype=np.float64)
     lb = lb[:, None] if lb.ndim == 1 else lb
@@ -40,13 +36,6 @@ def _block_sums(template, xb, lb, shift, scale, response_map):
                                response_map)
         acc.update(xb, rb)
     return acc
-
-
-def _merge(*parts):
-    total = parts[0]
-    for part in parts[1:]:
-        total.merge(part)
-    return total
 
 
 @dataclass
@@ -99,6 +88,8 @@ class DaskRows:
         """One ``dask.compute``: an accumulator per block, merged in a tree."""
         import dask
 
+        from ..dask import merge_tree
+
         xblocks = self.X.to_delayed().ravel().tolist()
         lblocks = self.L.to_delayed().ravel().tolist()
         block = dask.delayed(_block_sums, pure=True)
@@ -106,10 +97,7 @@ class DaskRows:
         template = dask.delayed(acc, pure=True)
         parts = [block(template, xb, lb, self.shift, self.scale, self.response_map)
                  for xb, lb in zip(xblocks, lblocks, strict=True)]
-        merge = dask.delayed(_merge, pure=True)
-        while len(parts) > 1:
-            parts = [merge(*parts[i : i + _FAN_IN]) for i in range(0, len(parts), _FAN_IN)]
-        (total,) = dask.compute(parts[0])
+        (total,) = dask.compute(merge_tree(dask, parts))
         return total
 
     def take(self, index) -> tuple[np.ndarray, np.ndarray]:

@@ -34,7 +34,10 @@ Modules
   moments pass;
 * ``_problem``: what the passes of one fit share (whitening, anchors, responses);
 * ``_coordinates``: whitening, responses on one scale, anchor rows;
-* ``_local_sums``: :class:`LocalLinearSums`, the local fits and OPG directions from it;
+* ``_kernel``: the Gaussian kernel weights, dense or truncated to tiles of nearby rows,
+  and the threads of a pass;
+* ``_local_sums``: :class:`LocalLinearSums` (and :class:`MultiBandwidthSums`, several
+  bandwidths in one sweep), the local fits and OPG directions from it;
 * ``_mave``: MAVE's K-step, from per-anchor sums or from row sums;
 * ``_bandwidth``: the bandwidth rule;
 * ``_criterion``: leave-one-out errors at the anchors (bandwidth checks, choice among
@@ -55,7 +58,7 @@ from ._coordinates import (
 )
 from ._criterion import CRITERION_FACTORS, anchor_losses, best_factor, choose
 from ._driver import RefineResult, estimate, first_pass, refine_from, refine_subspace
-from ._local_sums import LocalLinearSums, opg_directions
+from ._local_sums import LocalLinearSums, MultiBandwidthSums, opg_directions
 from ._mave import MaveStepSums, mave_step
 from ._problem import LocalProblem, prepare
 from ._rows import ArrayRows, MomentSums, ResponseMap
@@ -69,6 +72,7 @@ __all__ = [
     "LocalProblem",
     "MaveStepSums",
     "MomentSums",
+    "MultiBandwidthSums",
     "RefineResult",
     "ResponseMap",
     "anchor_losses",

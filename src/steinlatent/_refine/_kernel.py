@@ -16,7 +16,7 @@ an anchor's weight for its own row (which is 1), i.e. a row farther than
 ``TRUNCATION = sqrt(2 ln 1e12) = 7.43`` bandwidths, may be dropped: an anchor's sums then
 move by at most ``WEIGHT_CUT * sum_i |F_i|`` (the test suite checks this bound), and the
 estimates of OPG, MAVE and :class:`~steinlatent.RefinedSteinLatent` by subspace
-distances of about 1e-12 (``benchmarks/bench_refined.py --exact``).
+distances of at most about 1e-11 (``benchmarks/bench_refined.py --exact``).
 
 The rows of a block are sorted along a Morton (Z-order) curve in z and cut into tiles of
 ``TILE_ROWS`` consecutive rows; the anchors farther than ``TRUNCATION * h`` from a
@@ -71,6 +71,8 @@ TILE_ROWS = 128
 DENSE_FRACTION = 0.75
 #: Kernels in more coordinates are always dense (tiles of sorted rows stay wide).
 MAX_TILED_DIM = 6
+# Bits of the Morton code of a row (see _morton_order).
+_MORTON_BITS = 16
 # Smallest exponent passed to exp (see the module docstring).
 _MIN_EXPONENT = -700.0
 # Entries of one block of a per-row GEMM operand: a cache-sized 4 MiB. The operand is
@@ -128,6 +130,8 @@ class Plan:
     ----------
     near : ndarray of bool, shape (n_tiles, A), or None
         None: every row meets every anchor (dense).
+    cols : list of (ndarray of int or None), or None
+        The anchors each tile reaches (None: all of them), from ``near``.
     fraction : float
         Fraction of the (row, anchor) pairs computed.
     dense_rows : int
@@ -137,6 +141,7 @@ class Plan:
     near: np.ndarray | None
     fraction: float
     dense_rows: int
+    cols: list | None = None
 
     def pieces(self, tiles: Tiles | None, start: int, stop: int):
         """(start, stop, cols) of the rows in [start, stop) (tile boundaries).
@@ -150,10 +155,9 @@ class Plan:
             return
         first = start // TILE_ROWS
         for t in range(first, first + -(-(stop - start) // TILE_ROWS)):
-            cols = np.flatnonzero(self.near[t])
-            if len(cols):
-                yield (int(tiles.starts[t]), int(tiles.starts[t] + tiles.sizes[t]),
-                       None if len(cols) == len(self.near[t]) else cols)
+            cols = self.cols[t]
+            if cols is None or len(cols):
+                yield int(tiles.starts[t]), int(tiles.starts[t] + tiles.sizes[t]), cols
 
 
 def runs(n_rows: int, width: int):
@@ -226,16 +230,21 @@ class GaussianKernel:
         dense = Plan(None, 1.0, max(64, _WEIGHT_ENTRIES // max(self.n_anchors, 1)))
         if tiles is None or not self.truncates:
             return dense
-        reach = (self.truncation * self.bandwidth) ** 2
-        near = np.empty((len(tiles.starts), self.n_anchors), dtype=bool)
-        # Squared distance from each anchor to each tile's box, a few tiles at a time.
-        step = max(1, _WEIGHT_ENTRIES // max(self.n_anchors * self.dim, 1))
-        for t0 in range(0, len(near), step):
-            gap = (np.maximum(tiles.lo[t0 : t0 + step, None, :] - self.anchors, 0.0)
-                   + np.maximum(self.anchors - tiles.hi[t0 : t0 + step, None, :], 0.0))
-            near[t0 : t0 + step] = np.einsum("tad,tad->ta", gap, gap) <= reach
-        fraction = float(tiles.sizes @ near.sum(axis=1)) / (tiles.n_rows * self.n_anchors)
-        return dense if fraction > DENSE_FRACTION else Plan(near, fraction, dense.dense_rows)
+        # Squared distance from each anchor to each tile's box, one coordinate at a time:
+        # the anchor minus its nearest point of the box.
+        sq = np.zeros((len(tiles.starts), self.n_anchors))
+        for k in range(self.dim):
+            a = self.anchors[:, k]
+            gap = a - np.clip(a, tiles.lo[:, k, None], tiles.hi[:, k, None])
+            sq += gap * gap
+        near = sq <= (self.truncation * self.bandwidth) ** 2
+        counts = near.sum(axis=1)
+        fraction = float(tiles.sizes @ counts) / (tiles.n_rows * self.n_anchors)
+        if fraction > DENSE_FRACTION:
+            return dense
+        cols = np.split(np.nonzero(near)[1], np.cumsum(counts)[:-1])
+        cols = [None if c == self.n_anchors else a for c, a in zip(counts, cols, strict=True)]
+        return Plan(near, fraction, dense.dense_rows, cols)
 
 
 @contextlib.contextmanager
@@ -284,18 +293,23 @@ def _controller():
 def _morton_order(U: np.ndarray) -> np.ndarray:
     """Row order along a Morton (Z-order) curve: rows close in the order are close in U.
 
-    Coordinates are quantised between their 0.5% and 99.5% quantiles (outliers share the
-    edge cells), so one far row does not coarsen the grid for all others.
+    A 16-bit code (5 bits per coordinate in 3 dimensions) is enough for tiles of a
+    hundred rows and sorts in linear time. Coordinates are quantised between their 0.5%
+    and 99.5% quantiles (outliers share the edge cells), so one far row does not coarsen
+    the grid for all others.
     """
     n, d = U.shape
-    bits = min(10, 62 // d)
+    bits = max(1, _MORTON_BITS // d)
     lo, hi = np.percentile(U, [0.5, 99.5], axis=0)
     span = np.where(hi > lo, hi - lo, 1.0)
     top = 2**bits - 1
-    Q = np.clip((U - lo) * (top / span), 0, top).astype(np.int64)
-    code = np.zeros(n, dtype=np.int64)
-    for bit in range(bits - 1, -1, -1):
-        for k in range(d):
-            code <<= 1
-            code |= (Q[:, k] >> bit) & 1
+    Q = np.clip((U - lo) * (top / span), 0, top).astype(np.intp)
+    # spread[v]: the bits of v placed d apart, so that codes interleave by OR-ing.
+    levels = np.arange(2**bits)
+    spread = np.zeros(2**bits, dtype=np.uint16)
+    for b in range(bits):
+        spread |= (((levels >> b) & 1) << (b * d)).astype(np.uint16)
+    code = np.zeros(n, dtype=np.uint16)
+    for k in range(d):
+        code |= spread[Q[:, k]] << np.uint16(d - 1 - k)
     return np.argsort(code, kind="stable")

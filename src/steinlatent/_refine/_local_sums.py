@@ -115,7 +115,8 @@ class _SumsBase:
         tiles = tile(Z) if any(k.truncates for k in self._kernels) else None
         plans = [k.plan(tiles) for k in self._kernels]
         if any(plan.near is not None for plan in plans):  # work in the tiles' row order
-            C, R, Z = C[tiles.order], R[tiles.order], Z[tiles.order]
+            C, R = C[tiles.order], R[tiles.order]
+            Z = C @ self.kernel_basis
         scaled = [k.scaled(Z) for k in self._kernels]
         prune = self._width >= PRUNE_WIDTH
 

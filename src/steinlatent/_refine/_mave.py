@@ -134,7 +134,8 @@ class MaveStepSums:
         tiles = tile(Z) if self._kernel.truncates else None
         plan = self._kernel.plan(tiles)
         if plan.near is not None:  # work in the tiles' row order
-            C, R, Z = C[tiles.order], R[tiles.order], Z[tiles.order]
+            C, R = C[tiles.order], R[tiles.order]
+            Z = C @ self.kernel_basis
         L = self._kernel.scaled(Z)
 
         def work(run_list):

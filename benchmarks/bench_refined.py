@@ -4,9 +4,10 @@
 ``MAVE(3)`` (rMAVE), all with ``random_state=0``, on the paper's multiple-index model with
 multivariate t features and the "pairs" link (``make_index_model(n, 30, 20, 3,
 x_dist="t", link="pairs")``), at each n, in one process. For each fit: the wall time,
-its ratio to OPG's on the same data, the passes over the rows grouped by kind (count
-and time; every pass is one sweep of ``steinlatent._refine``'s row source), the time
-outside them (the Stein start of the refined estimator, the small solves), and the
+its ratio to OPG's on the same data, the passes over the rows grouped by kind (count,
+time, and the share of (row, anchor) kernel weights computed, below 1 where the
+truncated kernel skipped pairs; every pass is one sweep of ``steinlatent._refine``'s row
+source), the time outside them (the Stein start of the refined estimator, the small solves), and the
 subspace distance to the true B.
 
 ``--exact`` refits each estimator with the kernel truncation of
@@ -49,26 +50,43 @@ def _pass_kind(acc) -> str:
 
 @contextlib.contextmanager
 def pass_timer():
-    """Time every pass over the rows (every ``reduce`` of a row source), by kind."""
-    from steinlatent._refine import _rows
+    """Time every pass over the rows (every ``reduce`` of a row source), by kind.
 
-    log: dict = defaultdict(lambda: [0, 0.0])
+    Also records, per kind, the share of (row, anchor) pairs whose kernel weights the
+    passes computed (1 for a dense pass; less where the truncated kernel skipped pairs).
+    """
+    from steinlatent._refine import _kernel, _rows
+
+    log: dict = defaultdict(lambda: [0, 0.0, 0.0, 0])  # count, time, pairs, all pairs
+    current: list = []
     original = _rows.ArrayRows.reduce
+    original_plan = _kernel.GaussianKernel.plan
 
     def reduce(self, acc):
+        current.append(_pass_kind(acc))
         t0 = time.perf_counter()
         try:
             return original(self, acc)
         finally:
-            entry = log[_pass_kind(acc)]
+            entry = log[current.pop()]
             entry[0] += 1
             entry[1] += time.perf_counter() - t0
 
+    def plan(self, tiles):
+        out = original_plan(self, tiles)
+        if current and tiles is not None:
+            entry = log[current[-1]]
+            entry[2] += out.fraction * tiles.n_rows * self.n_anchors
+            entry[3] += tiles.n_rows * self.n_anchors
+        return out
+
     _rows.ArrayRows.reduce = reduce
+    _kernel.GaussianKernel.plan = plan
     try:
         yield log
     finally:
         _rows.ArrayRows.reduce = original
+        _kernel.GaussianKernel.plan = original_plan
 
 
 @contextlib.contextmanager
@@ -116,22 +134,24 @@ def run(n: int, p: int, q: int, seed: int, exact: bool) -> tuple[list, list]:
     t_opg = fits["OPG(3) (rOPG)"][1]
     rows, pass_rows = [], []
     for name, (est, elapsed, log) in fits.items():
-        in_passes = sum(t for _, t in log.values())
+        in_passes = sum(entry[1] for entry in log.values())
         extra = ""
         if hasattr(est, "selected_"):
             iters = ", ".join(f"{k} {v['n_iter']}" for k, v in est.candidates_.items())
             extra = f"selected {est.selected_}; passes per candidate: {iters}"
         row = [f"{n:.0e}".replace("+0", ""), name, f"{elapsed:.2f}", f"{elapsed / t_opg:.2f}",
-               str(sum(c for c, _ in log.values())), f"{elapsed - in_passes:.2f}",
+               str(sum(entry[0] for entry in log.values())), f"{elapsed - in_passes:.2f}",
                f"{subspace_distance(est.components_.T, B):.4f}"]
         if exact:
             with exact_kernel():
                 ref = estimators()[name]().fit(X, Y)
             row.append(f"{subspace_distance(est.components_.T, ref.components_.T):.1e}")
         rows.append(row + [extra])
-        for kind, (count, t) in sorted(log.items(), key=lambda kv: -kv[1][1]):
+        for kind, (count, t, pairs, total) in sorted(log.items(), key=lambda kv: -kv[1][1]):
+            share = f"{pairs / total:.2f}" if total else "1"
             pass_rows.append([f"{n:.0e}".replace("+0", ""), name, kind, str(count),
-                              f"{t:.2f}", f"{t / count:.3f}", f"{t / count / n * 1e6:.2f}"])
+                              f"{t:.2f}", f"{t / count:.3f}", f"{t / count / n * 1e6:.2f}",
+                              share])
     return rows, pass_rows
 
 
@@ -175,7 +195,7 @@ def main(argv=None) -> None:
     print(table(header + ["candidates"], rows))
     print()
     print(table(["n", "estimator", "pass", "count", "total (s)", "per pass (s)",
-                 "per pass per row (us)"], pass_rows))
+                 "per pass per row (us)", "kernel pairs computed"], pass_rows))
 
 
 if __name__ == "__main__":

@@ -20,11 +20,20 @@ peak RSS of freshly restarted workers.
 Part 2, scaling in p at fixed n: time of the pass over the rows (the sums) and of the
 O(p^3) finishing step (covariance inverse, products, decomposition).
 
+Part 3 (``--local``), the local estimators (``RefinedSteinLatent``, ``OPG``, ``MAVE``,
+each with ``random_state=0``) at ``--local-ns`` rows of the paper's t design (p = 30,
+q = 20, r = 3), generated chunk by chunk into a zarr store: in memory, on a memory map
+of the same rows (``.npy``), and on ``da.from_zarr`` on the 2-worker LocalCluster. With
+the same anchors every path gives the same estimate: the table prints the subspace
+distance of each path to the in-memory fit, the time per row as a ratio to the
+in-memory fit, and the peak RSS of the (restarted) workers.
+
 Run::
 
     python benchmarks/bench_scale.py                       # n = 1e4 .. 1e6, p scaling
     python benchmarks/bench_scale.py --ns 1e4 1e5 1e6 1e7  # the full table (long)
     python benchmarks/bench_scale.py --ns 1e5 --no-dask --ps 50 200  # a quick look
+    python benchmarks/bench_scale.py --ns --ps --local --local-ns 1e5 1e6  # local estimators
 """
 
 from __future__ import annotations
@@ -260,6 +269,91 @@ def bench_rows(args) -> None:
                 bench.rows))
 
 
+def write_paper_store(path: Path, n: int, p: int, chunk: int, seed: int = 0):
+    """The paper's t "pairs" design (q = 20, r = 3), chunk by chunk into zarr x and y."""
+    import zarr
+
+    from steinlatent.datasets import make_index_model, sample_index_model
+
+    _, _, B, params = make_index_model(2, p, 20, 3, x_dist="t", link="pairs",
+                                       random_state=seed, return_params=True)
+    zx = zarr.create_array(store=str(path / "x.zarr"), shape=(n, p), chunks=(chunk, p),
+                           dtype="f8", compressors=None, overwrite=True)
+    zy = zarr.create_array(store=str(path / "y.zarr"), shape=(n, 20), chunks=(chunk, 20),
+                           dtype="f8", compressors=None, overwrite=True)
+    for i, s in enumerate(range(0, n, chunk)):
+        m = min(chunk, n - s)
+        Xb, Yb = sample_index_model(params, m, random_state=seed + 1 + i)
+        zx[s : s + m] = Xb
+        zy[s : s + m] = Yb
+    return zx, zy, B
+
+
+def _fit3(Est, X, Y):
+    """(seconds, fitted estimator) of ``Est(3, random_state=0).fit(X, Y)``."""
+    return timed(lambda: Est(3, random_state=0).fit(X, Y))
+
+
+def bench_local(args) -> None:
+    """Part 3: the local estimators in memory, on a memory map and on Dask."""
+    import dask.array as da
+    from distributed import Client, LocalCluster
+
+    from steinlatent import RefinedSteinLatent
+    from steinlatent.baselines import MAVE, OPG
+    from steinlatent.metrics import subspace_distance
+
+    root = Path(args.data_dir or tempfile.mkdtemp(prefix="steinlatent-local-"))
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                           memory_limit=args.worker_memory, dashboard_address=None)
+    client = Client(cluster)
+    client.run(lambda: __import__("steinlatent.dask"))
+    makers = {"RefinedSteinLatent": RefinedSteinLatent, "OPG": OPG, "MAVE": MAVE}
+    rows = []
+    try:
+        for n in [int(float(v)) for v in args.local_ns]:
+            path = root / f"local_n{n}"
+            path.mkdir(parents=True, exist_ok=True)
+            zx, zy, B = write_paper_store(path, n, 30, args.chunk)
+            X, Y = zx[:], zy[:]
+            np.save(path / "x.npy", X)
+            mm = np.load(path / "x.npy", mmap_mode="r")
+            for name, Est in makers.items():
+                t_mem, ref = _fit3(Est, X, Y)
+                dist = subspace_distance(ref.components_.T, B)
+                rows.append([f"{n:.0e}", name, "in memory", f"{t_mem:.1f}", "1.00", "-",
+                             f"{dist:.3f}", "-"])
+                print("#   " + " | ".join(rows[-1]), flush=True)
+                t_mm, est = _fit3(Est, mm, Y)
+                rows.append([f"{n:.0e}", name, "memory map", f"{t_mm:.1f}",
+                             f"{t_mm / t_mem:.2f}",
+                             f"{subspace_distance(est.components_.T, ref.components_.T):.1e}",
+                             f"{subspace_distance(est.components_.T, B):.3f}", "-"])
+                print("#   " + " | ".join(rows[-1]), flush=True)
+                client.restart()
+                Xd = da.from_zarr(str(path / "x.zarr"))
+                Yd = da.from_zarr(str(path / "y.zarr"))
+                t_dask, est = _fit3(Est, Xd, Yd)
+                peak = max(client.run(
+                    lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+                ).values())
+                rows.append([f"{n:.0e}", name, "Dask (2 workers)", f"{t_dask:.1f}",
+                             f"{t_dask / t_mem:.2f}",
+                             f"{subspace_distance(est.components_.T, ref.components_.T):.1e}",
+                             f"{subspace_distance(est.components_.T, B):.3f}",
+                             f"{peak / 2**20:.0f} MiB"])
+                print("#   " + " | ".join(rows[-1]), flush=True)
+    finally:
+        client.close()
+        cluster.close()
+        if not args.keep_data and not args.data_dir:
+            shutil.rmtree(root, ignore_errors=True)
+    print(f"\nLocal estimators, paper's t design (p = 30, q = 20, r = 3), chunks of "
+          f"{args.chunk} rows; 'x in memory' is the time per row over the in-memory fit's")
+    print(table(["n", "estimator", "rows", "time (s)", "x in memory",
+                 "distance to in-memory fit", "distance to truth", "worker peak RSS"], rows))
+
+
 def _finish(est):
     """The O(p^3) step alone: finish the accumulated sums of a fitted estimator."""
     return est._session.copy().finish()
@@ -311,6 +405,9 @@ def main(argv=None) -> None:
     ap.add_argument("--orders", nargs="*", type=int, default=[1, 2])
     ap.add_argument("--ps", nargs="*", type=int, default=[50, 100, 200, 500, 1000, 2000])
     ap.add_argument("--p-n", type=int, default=20_000, help="rows for the p scaling")
+    ap.add_argument("--local", action="store_true",
+                    help="part 3: RefinedSteinLatent, OPG and MAVE in memory, memmap, Dask")
+    ap.add_argument("--local-ns", nargs="*", default=["1e5", "1e6"])
     args = ap.parse_args(argv)
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(args.threads)  # inherited by the Dask worker processes
@@ -321,6 +418,8 @@ def main(argv=None) -> None:
             bench_rows(args)
         if args.ps:
             bench_features(args)
+        if args.local:
+            bench_local(args)
 
 
 if __name__ == "__main__":

@@ -42,17 +42,19 @@ def test_demo_default_data_refined_beats_every_peer(tmp_path, capsys, monkeypatc
     for r in drawn["results"]:
         assert round(r["distance"], 3) == pytest.approx(d[r["method"]], abs=1e-9)
         assert r["seconds"] > 0
-    refined = "Stein start + rMAVE refinement (t score)"
-    assert set(d) == {refined, "rOPG (Xia et al. 2002)",
+    refined = "RefinedSteinLatent (recommended, defaults)"
+    assert set(d) == {refined, "rOPG: OPG() (Xia et al. 2002)",
+                      "rMAVE: MAVE() (Xia et al. 2002)",
                       "Stein order 1, fitted t score (the paper)",
                       "Stein order 2, fitted t score, stacked",
                       "reduced-rank regression", "PCA of x"}
     assert all(0 <= v <= np.sqrt(6) + 1e-9 for v in d.values())
     # t-distributed x with nonlinear links: the Stein estimate must beat the linear one,
-    # and the refined one every peer (measured at n = 3000, seed 0: 0.015 against 0.080
-    # for rOPG, 0.44 for first-order Stein and 0.59 for reduced-rank regression).
+    # and the recommended one every peer, or tie rMAVE (measured at n = 3000, seed 0:
+    # 0.015, the same for rMAVE, against 0.080 for rOPG, 0.44 for first-order Stein
+    # and 0.59 for reduced-rank regression).
     assert d["Stein order 1, fitted t score (the paper)"] < d["reduced-rank regression"]
-    assert d[refined] == min(d.values()) and d[refined] < 0.1
+    assert d[refined] <= min(d.values()) + 0.002 and d[refined] < 0.1
     assert (tmp_path / "demo.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -231,7 +233,7 @@ def test_fit_and_demo_with_class_labels(files, tmp_path, capsys):
     np.save(tmp_path / "codes.npy", np.unique(labels, return_inverse=True)[1])
     assert main(["demo", "--x", str(tmp_path / "cx.csv"), "--y", str(tmp_path / "codes.npy"),
                  "--n-components", "1", "--out", str(tmp_path / "o")]) == 0
-    assert "Stein start + rMAVE refinement" in capsys.readouterr().out
+    assert "RefinedSteinLatent (recommended" in capsys.readouterr().out
 
 
 def test_semi_supervised_demo_fits_baselines_on_labelled_rows(files, tmp_path, capsys):
@@ -244,7 +246,8 @@ def test_semi_supervised_demo_fits_baselines_on_labelled_rows(files, tmp_path, c
     out = capsys.readouterr().out
     assert "Semi-supervised: 40 of 60 rows" in out
     assert "reduced-rank regression" in out and "Stein order 1, fitted t score" in out
-    assert "rOPG" not in out  # OPG has no notion of unlabelled rows
+    # The local estimators leave the unlabelled rows out of their fits.
+    assert "rOPG" in out and "rMAVE" in out
 
 
 def test_reproduce_lists_every_study():

@@ -71,8 +71,9 @@ def test_permuting_samples_leaves_span_unchanged(seed, order, semi):
 
 
 # ------------------------------------------------- fit = partial_fit = Dask fit
-# Settings that a path which cannot know its rows names when it cannot agree with fit.
-_NAMED = ("n_components", "include_features", "response_expansion", "score_model")
+# How a path that cannot know its rows names the setting when it cannot agree with fit.
+_NAMED = ("n_components='auto'", "include_features=True", "response_expansion=",
+          "score_model='auto'")
 # Warnings by which partial_fit says that it cannot give fit's estimator.
 _DIVERGES = ("FixedSlices", "first appear in this chunk")
 _KINDS = ("continuous", "int", "str", "univariate", "semi", "none")

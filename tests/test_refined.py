@@ -118,3 +118,64 @@ def test_opg_refinement_option():
     X, Y, B = make_index_model(1500, 8, 10, 2, link="pairs", random_state=8)
     est = RefinedSteinLatent(2, method="opg", random_state=0).fit(X, Y)
     assert subspace_distance(est.components_.T, B) < 0.2
+
+
+def _even_links(n=2000, p=8, seed=0):
+    """Links even about the centre (|z1|, z2^2): E[grad f] = 0, so the first-order Stein
+    start sees only noise, while local slopes see both directions."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, p))
+    B = np.linalg.qr(rng.normal(size=(p, 2)))[0]
+    Z = X @ B
+    Y = np.column_stack([np.abs(Z[:, 0]), Z[:, 1] ** 2, np.abs(Z[:, 0]) + Z[:, 1] ** 2])
+    return X, Y + 0.1 * rng.normal(size=Y.shape), B
+
+
+def test_wrong_candidates_predict_clearly_worse():
+    X, Y, B = _even_links()
+    est = RefinedSteinLatent(2, random_state=0).fit(X, Y)
+    assert subspace_distance(est.stein_components_.T, B) > 0.5  # the plain Stein is blind
+    assert subspace_distance(est.components_.T, B) < 0.15
+    # The kept candidate predicts the anchors best, or within one standard error; the
+    # least-squares span (blind to even links) is many standard errors worse.
+    kept = est.candidates_[est.selected_]
+    assert kept["excess"] <= kept["se"]
+    wrong = [k for k, v in est.candidates_.items()
+             if subspace_distance(v["components"].T, B) > 0.5]
+    assert wrong == ["linear"]
+    for k in wrong:
+        assert est.candidates_[k]["excess"] > 3 * est.candidates_[k]["se"]
+
+
+def test_candidates_attribute_and_single_candidate():
+    X, Y, B = make_index_model(1200, 6, 8, 2, link="pairs", random_state=9)
+    est = RefinedSteinLatent(2, random_state=0).fit(X, Y)
+    assert set(est.candidates_) == {"stein", "mave", "ropg_mave", "ropg", "linear"}
+    assert est.selected_ in est.candidates_
+    for v in est.candidates_.values():
+        assert v["components"].shape == (2, 6)
+        assert {"loss", "excess", "se", "bandwidth_factor", "n_iter"} <= set(v)
+    np.testing.assert_allclose(est.components_,
+                               est.candidates_[est.selected_]["components"])
+    only = RefinedSteinLatent(2, candidates=("stein",), random_state=0).fit(X, Y)
+    assert only.selected_ == "stein" and set(only.candidates_) == {"stein"}
+    assert subspace_distance(only.components_.T,
+                             est.candidates_["stein"]["components"].T) < 1e-10
+    with pytest.raises(ValueError, match="candidates"):
+        RefinedSteinLatent(2, candidates=("sir",)).fit(X, Y)
+
+
+def test_univariate_y_whose_spread_moves():
+    # y = 2 tanh(z1) + (0.25 + |z2|) eps: z2 moves only the spread of y, which local fits
+    # of E[y | x] cannot see. For one continuous y the candidates are judged on y and its
+    # slices, and the plain Stein estimate (on the slices of y) is one of them.
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(8000, 6))
+    B = np.linalg.qr(rng.normal(size=(6, 2)))[0]
+    Z = X @ B
+    y = 2 * np.tanh(Z[:, 0]) + (0.25 + np.abs(Z[:, 1])) * rng.normal(size=8000)
+    est = RefinedSteinLatent(2, random_state=0).fit(X, y)
+    assert "plain_stein" in est.candidates_
+    assert subspace_distance(est.candidates_["stein"]["components"].T, B) > 0.5
+    assert est.selected_ == "plain_stein"
+    assert subspace_distance(est.components_.T, B) < 0.1

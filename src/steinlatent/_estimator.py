@@ -405,6 +405,12 @@ class SteinLatent(
                                     max_components=max(limit, 1)))
             return k, selector
         k = self.n_components
+        if k > limit and result.spec.plan.grow_classes and dec.order == 1:
+            # partial_fit: classes still to come may give the directions asked for
+            raise NotEnoughData(
+                f"the {result.n_label_columns} classes seen give {limit} first-order "
+                f"direction(s), fewer than n_components={k}."
+            )
         if k > limit:
             why = "n_features" if dec.order != 1 else "the rank of the first-order matrix"
             raise ValueError(

@@ -102,7 +102,10 @@ class FitSession:
         self.n_features = n_features
         self.feature_names = feature_names
         rows = spec.score_fit == "rows"
-        self.model = None if rows else spec.score_model
+        # The moments path fits its model in place when it finishes: a clone, so the
+        # spec's model stays as settled.
+        self.model = None if rows else (
+            clone(spec.score_model) if spec.score_fit == "moments" else spec.score_model)
         self.acc = None if rows else self.new_accumulator()
         self.buffer: list | None = [] if rows else None  # rows kept to refit the score
         self.n_rows = 0
@@ -111,7 +114,14 @@ class FitSession:
     def copy(self) -> FitSession:
         """A copy to work on: a failed chunk then leaves the original as it was."""
         new = copy.copy(self)
-        new.acc = None if self.acc is None else self.acc.copy()
+        if self.acc is not None:
+            # The sums are copied. A fitted score model and the plan are not changed by
+            # a chunk, so the copy shares them (a fitted network or kernel is large);
+            # the moments path refits its model in place, so that one is copied too.
+            keep = [self.acc.plan]
+            if self.spec.score_fit != "moments":
+                keep.append(self.acc.score_model)
+            new.acc = copy.deepcopy(self.acc, {id(obj): obj for obj in keep})
         new.buffer = None if self.buffer is None else list(self.buffer)
         return new
 

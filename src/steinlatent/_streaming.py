@@ -132,10 +132,10 @@ class StreamingMixin:
         except ValueError as exc:
             raise ValueError(f"chunk {index}: {exc}") from None
         try:
-            result = session.finish()
+            result = self._complete(session.finish())
         except NotEnoughData as exc:
             return self._wait(session, str(exc))
-        return self._set_fitted(self._complete(result))
+        return self._set_fitted(result)
 
     def _check_chunk(self, X, Y, session) -> np.ndarray:
         """A later chunk: X checked against the earlier ones (features, names, finite)."""

@@ -275,16 +275,17 @@ def _demo(args) -> int:
     fits = []
     if Y is not None:
         from . import RefinedSteinLatent
-        from .baselines import OPG
+        from .baselines import MAVE, OPG
 
         rt = args.response_type
-        # The library's best supervised estimator first, then its peers and parts.
-        fits.append(("Stein start + rMAVE refinement (t score)",
-                     RefinedSteinLatent(k, score_model="t", response_type=rt,
-                                        random_state=0), X, Y))
-        if labelled.all():
-            fits.append(("rOPG (Xia et al. 2002)", OPG(k, refine=True, random_state=0), X,
-                         _numeric_responses(Y, categorical)))
+        # The library's recommended supervised estimator at its defaults, then its peers
+        # in their default forms, then the paper's estimators and the linear ones.
+        fits.append(("RefinedSteinLatent (recommended, defaults)",
+                     RefinedSteinLatent(k, response_type=rt, random_state=0), X, Y))
+        fits.append(("rOPG: OPG() (Xia et al. 2002)",
+                     OPG(k, response_type=rt, random_state=0), X, Y))
+        fits.append(("rMAVE: MAVE() (Xia et al. 2002)",
+                     MAVE(k, response_type=rt, random_state=0), X, Y))
         fits.append(("Stein order 1, fitted t score (the paper)",
                      SteinLatent(k, order=1, score_model="t", response_type=rt), X, Y))
         fits.append(("Stein order 2, fitted t score, stacked",

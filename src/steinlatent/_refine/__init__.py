@@ -57,13 +57,21 @@ from ._coordinates import (
     whitening_map,
 )
 from ._criterion import CRITERION_FACTORS, anchor_losses, best_factor, choose
-from ._driver import RefineResult, estimate, first_pass, refine_from, refine_subspace
+from ._driver import (
+    RefineResult,
+    estimate,
+    first_pass,
+    refine_from,
+    refine_in_span,
+    refine_subspace,
+)
 from ._local_sums import LocalLinearSums, MultiBandwidthSums, opg_directions
 from ._mave import MaveStepSums, mave_step
 from ._problem import LocalProblem, prepare
-from ._rows import ArrayRows, MomentSums, ResponseMap
+from ._rows import AppendSlices, ArrayRows, MomentSums, ResponseMap
 
 __all__ = [
+    "AppendSlices",
     "ArrayRows",
     "CRITERION_FACTORS",
     "CV_FACTORS",
@@ -86,6 +94,7 @@ __all__ = [
     "opg_directions",
     "prepare",
     "refine_from",
+    "refine_in_span",
     "refine_subspace",
     "standardise_responses",
     "to_feature_space",

@@ -9,12 +9,14 @@ random subset of rows (:func:`choose_anchors`).
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from sklearn.utils import check_random_state
 from sklearn.utils.extmath import svd_flip
 
-__all__ = ["choose_anchors", "standardise_responses", "to_feature_space", "whitening",
-           "whitening_map"]
+__all__ = ["COLLINEAR", "choose_anchors", "principal_whitening", "standardise_responses",
+           "to_feature_space", "whitening", "whitening_map"]
 
 
 def standardise_responses(Y, X=None) -> np.ndarray:
@@ -112,6 +114,35 @@ def whitening_map(cov, V=None) -> np.ndarray:
         )
     inv_root = (vecs / np.sqrt(vals)) @ vecs.T
     return inv_root if V is None else V @ inv_root
+
+
+#: Relative variance below which a principal direction of x counts as constant.
+COLLINEAR = 1e-12
+
+
+def principal_whitening(cov) -> np.ndarray:
+    """W (p x m) with Cov(x W) = I_m, over the principal directions of x that vary.
+
+    m = p for a non-singular covariance: W = Sigma^{-1/2}. When some directions have a
+    variance below ``COLLINEAR`` times the largest (collinear or constant features),
+    they are left out with a warning: no subspace in them can be estimated from the
+    data, and whitening them would blow up rounding noise.
+    """
+    vals, vecs = np.linalg.eigh(0.5 * (cov + cov.T))
+    keep = vals > COLLINEAR * max(vals[-1], 1e-300)
+    if not keep.any():
+        raise ValueError("Every feature is constant: there is no direction to estimate.")
+    if not keep.all():
+        warnings.warn(
+            f"The features are collinear: {int((~keep).sum())} of {len(vals)} principal "
+            f"directions of X have a variance below {COLLINEAR:g} of the largest and are "
+            "left out; the local fits use the other "
+            f"{int(keep.sum())}. Remove constant or duplicated features (e.g. with "
+            "sklearn.feature_selection.VarianceThreshold or a PCA) to silence this.",
+            UserWarning,
+            stacklevel=5,
+        )
+    return vecs[:, keep] / np.sqrt(vals[keep])
 
 
 def to_feature_space(W, K) -> np.ndarray:

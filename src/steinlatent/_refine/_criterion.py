@@ -70,7 +70,7 @@ def best_factor(losses: np.ndarray, factors) -> tuple[float, int]:
     return float(factors[i]), i
 
 
-def choose(losses: dict, preference, *, z: float = 2.0) -> tuple[str, dict]:
+def choose(losses: dict, preference, *, z: float = 1.0) -> tuple[str, dict]:
     """The first candidate in ``preference`` that no other predicts clearly better.
 
     Parameters

@@ -23,7 +23,8 @@ from ._mave import MaveStepSums, mave_step
 from ._problem import prepare
 from ._rows import ArrayRows
 
-__all__ = ["RefineResult", "estimate", "first_pass", "refine_from", "refine_subspace"]
+__all__ = ["RefineResult", "TWIN", "estimate", "first_pass", "refine_from", "refine_in_span",
+           "refine_subspace"]
 
 
 @dataclass
@@ -51,6 +52,8 @@ class RefineResult:
     global_fits : bool
         The final passes used global linear fits (the responses were found linear in the
         projection).
+    same_as : str or None
+        The earlier refinement these passes joined (see :func:`refine_from`).
     """
 
     basis: np.ndarray
@@ -62,6 +65,7 @@ class RefineResult:
     anchors: np.ndarray
     K: np.ndarray | None = None
     global_fits: bool = False
+    same_as: str | None = None
 
 
 def _opg_pass(problem, coord_map, anchors, kernel, h) -> dict:
@@ -83,11 +87,12 @@ def _mave_pass(problem, K, h) -> np.ndarray:
 def first_pass(problem, K0=None, *, n_components: int, bandwidths: list) -> np.ndarray:
     """The first estimate (whitened coordinates, orthonormal p x n_components).
 
-    ``K0`` None: OPG with local fits and kernel in all p coordinates. ``K0`` (p x k0,
-    orthonormal, whitened coordinates): local fits and kernel in the k0 start
-    coordinates only (k0 slopes per fit), estimate inside span(K0).
+    ``K0`` None: OPG with local fits and kernel in all p coordinates (the leading
+    ``n_components`` eigenvectors, of all p in order). ``K0`` (p x k0, orthonormal,
+    whitened coordinates): local fits and kernel in the k0 start coordinates only (k0
+    slopes per fit), estimate inside span(K0).
     """
-    p = problem.n_features
+    p = problem.n_coords
     if K0 is None:
         h = problem.bandwidth_for(p, p)
         bandwidths.append(h)
@@ -101,10 +106,30 @@ def first_pass(problem, K0=None, *, n_components: int, bandwidths: list) -> np.n
     return np.linalg.qr(K0 @ E)[0]
 
 
-def _passes(problem, K, method, *, factor, max_iter, tol, path, bandwidths):
-    """Refinement passes from K until the subspace moves by less than ``tol``."""
+#: Subspace distance (whitened coordinates) at which a refinement is taken to have
+#: joined another candidate's: both are then in one basin of the same deterministic
+#: passes, so the rest of the passes would repeat that candidate's.
+TWIN = 0.01
+
+
+def _twin(K, near) -> str | None:
+    return next((name for name, other in near.items()
+                 if subspace_distance(K, other.K) < TWIN), None)
+
+
+def _passes(problem, K, method, *, factor, max_iter, tol, path, bandwidths, near=None):
+    """Refinement passes from K until the subspace moves by less than ``tol``.
+
+    Returns (K, converged, twin): ``twin`` names the result in ``near`` (name ->
+    RefineResult of the same method) that the passes came within :data:`TWIN` of;
+    they stop there.
+    """
+    near = near or {}
     r = K.shape[1]
     m = problem.W.shape[1]  # slopes of an OPG fit: the regression coordinates
+    twin = _twin(K, near)
+    if twin is not None:
+        return K, True, twin
     for _ in range(max_iter):
         if method == "mave":
             h = factor * problem.bandwidth_for(r, r)
@@ -120,13 +145,20 @@ def _passes(problem, K, method, *, factor, max_iter, tol, path, bandwidths):
         path.append(moved)
         K = K_next
         if moved < tol:
-            return K, True
-    return K, False
+            return K, True, None
+        twin = _twin(K, near)
+        if twin is not None:
+            return K, True, twin
+    return K, False, None
 
 
 def refine_from(problem, K, *, method: str = "mave", max_iter: int = 20, tol: float = 1e-3,
-           initial=None, bandwidths=None) -> RefineResult:
+                initial=None, bandwidths=None, near=None) -> RefineResult:
     """Refinement passes (rOPG or rMAVE) from K, in a prepared problem.
+
+    ``near`` (name -> RefineResult of earlier refinements with the same method): when
+    the passes come within :data:`TWIN` of one of them, they stop and return that
+    result, with ``same_as`` set to its name.
 
     MAVE passes end with the leave-one-out check (absolute errors at the anchors) of
     whether global linear fits (a bandwidth ``GLOBAL_FACTOR`` times the rule's) predict
@@ -138,8 +170,11 @@ def refine_from(problem, K, *, method: str = "mave", max_iter: int = 20, tol: fl
     bandwidths = [] if bandwidths is None else bandwidths
     initial = K if initial is None else initial
     path: list[float] = []
-    K, converged = _passes(problem, K, method, factor=1.0, max_iter=max_iter, tol=tol,
-                           path=path, bandwidths=bandwidths)
+    K, converged, twin = _passes(problem, K, method, factor=1.0, max_iter=max_iter, tol=tol,
+                                 path=path, bandwidths=bandwidths, near=near)
+    if twin is not None:
+        return replace(near[twin], initial_basis=to_feature_space(problem.W, initial),
+                       n_iter=len(path), path=path, bandwidths=bandwidths, same_as=twin)
     global_fits = False
     if method == "mave" and problem.bandwidth in ("auto", "cv"):
         grid = CV_FACTORS if problem.bandwidth == "cv" else (1.0, GLOBAL_FACTOR)
@@ -148,8 +183,8 @@ def refine_from(problem, K, *, method: str = "mave", max_iter: int = 20, tol: fl
             global_fits = factor >= GLOBAL_FACTOR
             if global_fits:
                 problem = problem.noise_weighted()
-            K, converged = _passes(problem, K, method, factor=factor, max_iter=max_iter,
-                                   tol=tol, path=path, bandwidths=bandwidths)
+            K, converged, _ = _passes(problem, K, method, factor=factor, max_iter=max_iter,
+                                      tol=tol, path=path, bandwidths=bandwidths)
     return RefineResult(
         basis=to_feature_space(problem.W, K),
         initial_basis=to_feature_space(problem.W, initial),
@@ -240,6 +275,7 @@ def refine_subspace(
     Examples
     --------
     >>> import numpy as np
+    >>> from steinlatent._refine import standardise_responses
     >>> from steinlatent.metrics import subspace_distance
     >>> rng = np.random.default_rng(0)
     >>> X = rng.normal(size=(1000, 6)); b = np.eye(6)[:, :1]
@@ -294,7 +330,7 @@ def estimate(problem, B0=None, *, n_components: int, method: str = "mave",
     K = first_pass(problem, K0, n_components=r, bandwidths=bandwidths)
     if B0 is None and method == "mave" and not refine:
         # Plain MAVE: alternations with the first pass's weights (kernel in all p).
-        p = problem.n_features
+        p = problem.n_coords
         st = _opg_pass(problem, problem.W, problem.anchors_c, np.eye(p), bandwidths[0])
         for _ in range(max_iter):
             K_next = mave_step(st, K, alpha=problem.alpha)
@@ -309,19 +345,29 @@ def estimate(problem, B0=None, *, n_components: int, method: str = "mave",
                        bandwidths=bandwidths)
 
 
+def refine_in_span(problem, B0, *, n_components: int, max_iter: int = 20,
+                   tol: float = 1e-3) -> RefineResult:
+    """rOPG with the local slopes in span(B0) only (x-space basis p x k): cheap passes
+    (k slopes per local fit instead of p); the estimate stays in span(B0)."""
+    return _refine_in_start(problem, B0, n_components, max_iter, tol, True, [])
+
+
 def _refine_in_start(problem, B0, r, max_iter, tol, refine_passes, bandwidths):
-    """rOPG with the regression space span(B0): whitened coordinates of B0^T x."""
+    """rOPG with the regression space span(B0): whitened coordinates of B0^T x.
+
+    The result's ``K`` is in the problem's (full) whitened coordinates.
+    """
     V = np.linalg.qr(B0)[0]
     W = whitening_map(problem.moments["cov_x"], V)  # p x k0
-    sub = replace(problem, W=W, anchors_c=problem.anchors_c @ np.linalg.solve(problem.W, W))
+    sub = replace(problem, W=W, anchors_c=problem.anchors_c @ (np.linalg.pinv(problem.W) @ W))
     k0 = W.shape[1]
     K = first_pass(sub, np.eye(k0), n_components=r, bandwidths=bandwidths)
-    if not refine_passes:
-        basis = to_feature_space(W, K)
-        return RefineResult(basis, basis, 0, True, [], bandwidths, problem.anchor_index, K)
     initial = K
     path: list[float] = []
-    K, converged = _passes(sub, K, "opg", factor=1.0, max_iter=max_iter, tol=tol,
-                           path=path, bandwidths=bandwidths)
-    return RefineResult(to_feature_space(W, K), to_feature_space(W, initial), len(path),
-                        converged, path, bandwidths, problem.anchor_index, K)
+    converged = True
+    if refine_passes:
+        K, converged, _ = _passes(sub, K, "opg", factor=1.0, max_iter=max_iter, tol=tol,
+                                  path=path, bandwidths=bandwidths)
+    basis = to_feature_space(W, K)
+    return RefineResult(basis, to_feature_space(W, initial), len(path), converged, path,
+                        bandwidths, problem.anchor_index, problem.whitened(basis))

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ._bandwidth import _resolve_bandwidth
-from ._coordinates import choose_anchors, whitening_map
+from ._coordinates import choose_anchors, principal_whitening
 from ._rows import MomentSums, ResponseMap, working_scale
 
 __all__ = ["LocalProblem", "prepare"]
@@ -30,8 +30,10 @@ class LocalProblem:
         In working units, responses mapped by ``response_map``.
     mean : ndarray of shape (p,)
         Mean of x in working units.
-    W : ndarray of shape (p, p)
-        Whitening, Cov((x' - mean) @ W) = I.
+    W : ndarray of shape (p, m)
+        Whitening, Cov((x' - mean) @ W) = I_m; m = p unless x is (numerically)
+        collinear, when the coordinates span the principal directions of x whose
+        variance exceeds ``COLLINEAR`` times the largest.
     anchor_index : ndarray of int
         Anchor rows (positions among the rows that take part).
     anchors_c : ndarray of shape (A, p)
@@ -66,6 +68,11 @@ class LocalProblem:
         return self.W.shape[0]
 
     @property
+    def n_coords(self) -> int:
+        """Dimension of the whitened coordinates (n_features unless x is collinear)."""
+        return self.W.shape[1]
+
+    @property
     def n_responses(self) -> int:
         return self.response_map.n_out
 
@@ -82,7 +89,7 @@ class LocalProblem:
 
     def whitened(self, basis: np.ndarray) -> np.ndarray:
         """An x-space basis (p, k) as an orthonormal basis of c-coordinates."""
-        return np.linalg.qr(np.linalg.solve(self.W, basis))[0]
+        return np.linalg.qr(np.linalg.pinv(self.W) @ basis)[0]
 
     def linear_fit(self) -> np.ndarray:
         """Least-squares coefficients of the responses on c (p, q): E[c r^T], Cov(c) = I."""
@@ -107,7 +114,8 @@ class LocalProblem:
 
 
 def prepare(rows, *, n_anchors: int = 400, random_state=None, bandwidth="auto",
-            neighbours: float = 4.0, alpha: float = 1e-3) -> LocalProblem:
+            neighbours: float = 4.0, alpha: float = 1e-3, expand=None,
+            weights=None) -> LocalProblem:
     """Draw the anchors, sweep the rows once for moments, and set up the whitened problem.
 
     Parameters
@@ -116,6 +124,10 @@ def prepare(rows, *, n_anchors: int = 400, random_state=None, bandwidth="auto",
     n_anchors : int
     random_state : int, RandomState or None
         Chooses the anchors (:func:`choose_anchors`).
+    expand : callable or None
+        Applied to each block of encoded responses first (e.g. :class:`AppendSlices`).
+    weights : array-like or None
+        Weight of each (expanded) response column after standardisation.
 
     Raises
     ------
@@ -130,10 +142,14 @@ def prepare(rows, *, n_anchors: int = 400, random_state=None, bandwidth="auto",
             f"responses for {p} features (at least {p + 2})."
         )
     index = choose_anchors(n, n_anchors, random_state)
-    xa, la = rows.take(index)
+    raw = rows.with_map(None)
+    xa, la = raw.take(index)
+    if expand is not None:
+        la = expand(la)
     shift, scale = working_scale(xa)
-    rows = rows.with_units(shift, scale).with_map(None)
-    acc = MomentSums(p, rows.n_responses, l_shift=la.mean(axis=0))
+    rows = raw.with_units(shift, scale).with_map(
+        None if expand is None else ResponseMap.identity(la.shape[1], expand))
+    acc = MomentSums(p, la.shape[1], l_shift=la.mean(axis=0))
     m = rows.reduce(acc).finalize()
     if not (np.all(np.isfinite(m["cov_x"])) and np.all(np.isfinite(m["var_l"]))):
         raise ValueError("X or Y holds values too large to square in float64 after scaling.")
@@ -141,9 +157,10 @@ def prepare(rows, *, n_anchors: int = 400, random_state=None, bandwidth="auto",
     keep = sd > 1e-12 * np.maximum(np.abs(m["mean_l"]) + sd, 1e-300)
     if not keep.any():
         raise ValueError("Every response is constant: there is nothing to refine against.")
-    response_map = ResponseMap(keep, m["mean_l"][keep], sd[keep])
+    spread = sd if weights is None else sd / np.asarray(weights, dtype=np.float64)
+    response_map = ResponseMap(keep, m["mean_l"][keep], spread[keep], expand)
     rows = rows.with_map(response_map)
-    W = whitening_map(m["cov_x"])
+    W = principal_whitening(m["cov_x"])
     mean = m["mean_x"]
     xa, ra = rows.take(index)
     return LocalProblem(rows=rows, mean=mean, W=W, anchor_index=index,

@@ -22,7 +22,15 @@ from steinlatent._refine import (
     standardise_responses,
     whitening,
 )
-from steinlatent._refine._local_sums import _local_fits
+from steinlatent._refine._kernel import (
+    DENSE_FRACTION,
+    MAX_TILED_DIM,
+    TRUNCATION,
+    WEIGHT_CUT,
+    GaussianKernel,
+    tile,
+)
+from steinlatent._refine._local_sums import MultiBandwidthSums, _local_fits
 from steinlatent.metrics import subspace_distance
 
 
@@ -210,3 +218,127 @@ def test_errors():
     assert abs(np.corrcoef((Xd @ res.basis)[:, 0], (X @ b)[:, 0])[0, 1]) > 0.99
     with pytest.raises(ValueError, match="bandwidth"):
         refine_subspace(X, R, n_components=1, bandwidth="silverman")
+
+
+# ---- the kernel: dense or truncated to tiles (steinlatent._refine._kernel) ----
+
+
+def _tiled_setup(seed=13, n=4000, p=5, q=2, d=2, n_anchors=80):
+    """Rows, responses and a 2-d kernel narrow enough for the tiled path."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, p)) @ rng.normal(size=(p, p))
+    R = standardise_responses(np.sin(X[:, :q]) + 0.1 * rng.normal(size=(n, q)))
+    mean, W = whitening(X)
+    anchors = (X[choose_anchors(n, n_anchors, 0)] - mean) @ W
+    K = np.linalg.qr(rng.normal(size=(p, d)))[0]
+    return X, R, mean, W, anchors, K
+
+
+def _operand_bound(X, R, mean, coord_map):
+    """Sum over rows of |[1, c, c c^T, r, c r^T]|: the dropped weights (each below
+    WEIGHT_CUT) can move an anchor's sums by at most WEIGHT_CUT times this."""
+    acc = LocalLinearSums(mean, coord_map, np.zeros((1, coord_map.shape[1])),
+                          np.eye(coord_map.shape[1]), 1.0, R.shape[1])
+    C = (X - mean) @ coord_map
+    return np.abs(acc._operand(C, R)).sum(axis=0)
+
+
+def test_kernel_weights_are_the_gaussian_kernel():
+    rng = np.random.default_rng(14)
+    Z, A, h = rng.normal(size=(300, 3)), rng.normal(size=(20, 3)), 0.3
+    Z[:5] += 1e3  # far rows: weights underflow in the formula, tiny and finite here
+    kernel = GaussianKernel(A, h)
+    direct = np.exp(-((Z[:, None, :] - A[None]) ** 2).sum(axis=-1) / (2 * h * h))
+    W = kernel.weights(kernel.scaled(Z))
+    np.testing.assert_allclose(W, direct, rtol=1e-11, atol=1e-300)
+    assert np.all((W >= 0) & (W <= 1)) and np.all(W[:5] < 1e-300)
+    np.testing.assert_allclose(kernel.weights(kernel.scaled(Z), [3, 7]), W[:, [3, 7]])
+
+
+def test_tiles_reach_every_pair_within_the_truncation_radius():
+    X, R, mean, W, anchors, K = _tiled_setup()
+    Z, A = (X - mean) @ W @ K, anchors @ K
+    h = 0.1
+    tiles = tile(Z)
+    assert np.array_equal(np.sort(tiles.order), np.arange(len(Z)))
+    plan = GaussianKernel(A, h).plan(tiles)
+    assert plan.near is not None and plan.fraction < DENSE_FRACTION  # tiled, not dense
+    covered = np.zeros((len(Z), len(A)), dtype=bool)
+    for s, e, cols in plan.pieces(tiles, 0, len(Z)):
+        covered[np.ix_(tiles.order[s:e], np.arange(len(A)) if cols is None else cols)] = True
+    dist = np.sqrt(((Z[:, None, :] - A[None]) ** 2).sum(axis=-1))
+    assert covered[dist <= TRUNCATION * h].all()
+    assert covered.mean() == pytest.approx(plan.fraction)
+    # Dense plans: no truncation, a kernel in many coordinates, or a wide bandwidth.
+    assert GaussianKernel(A, h, truncation=None).plan(tiles).near is None
+    assert GaussianKernel(A, 50.0).plan(tiles).near is None
+    assert tile(np.zeros((5000, MAX_TILED_DIM + 1))) is None
+
+
+def test_truncated_sums_are_the_dense_sums_within_the_stated_cut():
+    # Every dropped weight is below WEIGHT_CUT: |truncated - dense| <= WEIGHT_CUT * sum |F|.
+    X, R, mean, W, anchors, K = _tiled_setup()
+    h = 0.1
+    dense = LocalLinearSums(mean, W, anchors, K, h, R.shape[1], truncation=None).update(X, R)
+    tiled = LocalLinearSums(mean, W, anchors, K, h, R.shape[1]).update(X, R)
+    bound = WEIGHT_CUT * _operand_bound(X, R, mean, W) + 1e-12 * np.abs(dense.sums)
+    assert np.all(np.abs(tiled.sums - dense.sums) <= bound)
+    assert tiled.n_samples == dense.n_samples == len(X)
+    # MAVE's K-step sums and the multi-bandwidth sums, truncated, to the same answers.
+    local = LocalLinearSums(mean, W @ K, anchors @ K, np.eye(2), h, R.shape[1]).update(X, R)
+    a, D = _local_fits(local.finalize(), np.eye(2), 1e-3)
+    K_dense = MaveStepSums(mean, W, anchors, K, h, D, truncation=None).update(X, R).finalize(a)
+    K_tiled = MaveStepSums(mean, W, anchors, K, h, D).update(X, R).finalize(a)
+    assert subspace_distance(K_tiled, K_dense) < 1e-10
+    hs = (0.05, 0.1, 0.3, 1e3)
+    grid = MultiBandwidthSums(mean, W, anchors, K, hs, R.shape[1]).update(X, R)
+    for h_i, sums in zip(hs, grid.sums, strict=True):
+        one = LocalLinearSums(mean, W, anchors, K, h_i, R.shape[1], truncation=None)
+        one.update(X, R)
+        bound = WEIGHT_CUT * _operand_bound(X, R, mean, W) + 1e-12 * np.abs(one.sums)
+        assert np.all(np.abs(sums - one.sums) <= bound)
+    st = grid.finalize()
+    assert len(st) == len(hs) and st[1]["S2"].shape == (len(anchors), 5, 5)
+
+
+@settings(max_examples=15, deadline=None)
+@given(split=st.integers(1, 3999))
+def test_truncated_sums_blockwise_equal_one_shot(split):
+    # Other blocks sort into other tiles and drop other pairs, all below the cut.
+    X, R, mean, W, anchors, K = _tiled_setup()
+    h = 0.1
+
+    def acc():
+        return LocalLinearSums(mean, W, anchors, K, h, R.shape[1])
+
+    one = acc().update(X, R)
+    merged = acc().update(X[:split], R[:split]).merge(acc().update(X[split:], R[split:]))
+    bound = 2 * WEIGHT_CUT * _operand_bound(X, R, mean, W) + 1e-12 * np.abs(one.sums)
+    assert np.all(np.abs(merged.sums - one.sums) <= bound)
+
+
+def test_threads_split_the_work_and_restore_blas():
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    X, R, mean, W, anchors, K = _tiled_setup()
+    results = {}
+    for threads in (1, 2):
+        with threadpool_limits(threads, user_api="blas"):
+            acc = LocalLinearSums(mean, W, anchors, K, 0.1, R.shape[1]).update(X, R)
+            blas = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+            assert max(blas) == threads  # the one-thread limit of the pass is undone
+        results[threads] = acc.sums
+    np.testing.assert_allclose(results[2], results[1], rtol=1e-12, atol=1e-12)
+
+
+def test_multi_bandwidth_merge_and_errors():
+    X, R, mean, W, anchors, K = _tiled_setup(n=300)
+    a = MultiBandwidthSums(mean, W, anchors, K, (0.5, 1.0), R.shape[1]).update(X[:100], R[:100])
+    b = MultiBandwidthSums(mean, W, anchors, K, (0.5, 1.0), R.shape[1]).update(X[100:], R[100:])
+    one = MultiBandwidthSums(mean, W, anchors, K, (0.5, 1.0), R.shape[1]).update(X, R)
+    np.testing.assert_allclose(a.merge(b).sums, one.sums, rtol=1e-10, atol=1e-10)
+    other = MultiBandwidthSums(mean, W, anchors, K, (0.5, 2.0), R.shape[1])
+    with pytest.raises(ValueError, match="Cannot merge"):
+        one.merge(other)
+    with pytest.raises(ValueError, match="R has shape"):
+        one.update(X, R[:, :1])

@@ -34,7 +34,10 @@ Modules
   moments pass;
 * ``_problem``: what the passes of one fit share (whitening, anchors, responses);
 * ``_coordinates``: whitening, responses on one scale, anchor rows;
-* ``_local_sums``: :class:`LocalLinearSums`, the local fits and OPG directions from it;
+* ``_kernel``: the Gaussian kernel weights, dense or truncated to tiles of nearby rows,
+  and the threads of a pass;
+* ``_local_sums``: :class:`LocalLinearSums` (and :class:`MultiBandwidthSums`, several
+  bandwidths in one sweep), the local fits and OPG directions from it;
 * ``_mave``: MAVE's K-step, from per-anchor sums or from row sums;
 * ``_bandwidth``: the bandwidth rule;
 * ``_criterion``: leave-one-out errors at the anchors (bandwidth checks, choice among
@@ -62,7 +65,7 @@ from ._driver import (
     refine_in_span,
     refine_subspace,
 )
-from ._local_sums import LocalLinearSums, opg_directions
+from ._local_sums import LocalLinearSums, MultiBandwidthSums, opg_directions
 from ._mave import MaveStepSums, mave_step
 from ._problem import LocalProblem, prepare
 from ._rows import AppendSlices, ArrayRows, MomentSums, ResponseMap
@@ -77,6 +80,7 @@ __all__ = [
     "LocalProblem",
     "MaveStepSums",
     "MomentSums",
+    "MultiBandwidthSums",
     "RefineResult",
     "ResponseMap",
     "anchor_losses",

@@ -10,7 +10,10 @@ pass needs, for every anchor j, the weighted sums
 i.e. one GEMM W^T [1, c, c (x) c, r, c (x) r] per block of rows. They are held by
 :class:`LocalLinearSums` (``update`` / ``merge`` / ``finalize``), so a pass costs
 O(n A m^2) time, linear in n for a fixed number of anchors, and O(A m^2) memory, and it
-runs the same way over numpy chunks or Dask blocks.
+runs the same way over numpy chunks or Dask blocks. With the kernel in a few coordinates
+the weights are truncated (:mod:`steinlatent._refine._kernel`): the work is then
+proportional to the (row, anchor) pairs within 7.4 bandwidths, not n A.
+:class:`MultiBandwidthSums` holds the same sums for several bandwidths from one sweep.
 
 From the sums, OPG (Xia, Tong, Li & Zhu 2002) takes the local-linear slope at anchor j,
 G_j = (Cov_w(c) + alpha I)^{-1} Cov_w(c, r) (m x q), and returns the top eigenvectors of
@@ -26,33 +29,154 @@ import numpy as np
 from sklearn.utils import gen_batches
 
 from .._utils import block_bytes
+from ._kernel import (
+    PRUNE_WIDTH,
+    TILE_ROWS,
+    TRUNCATION,
+    GaussianKernel,
+    map_runs,
+    pass_threads,
+    runs,
+    tile,
+)
 
-__all__ = ["LocalLinearSums", "opg_directions"]
-
-# Entries of one block of kernel weights (rows x anchors, ~1 MiB): not a memory budget
-# but a CPU-cache size; the element-wise work on the weights is memory bound, and
-# cache-sized blocks run it several times faster.
-_WEIGHT_ENTRIES = 131_072
+__all__ = ["LocalLinearSums", "MultiBandwidthSums", "opg_directions"]
 
 
 def _block_entries() -> int:
-    """Float64 entries of one block of the GEMM operand [1, c, c (x) c, r, c (x) r]."""
+    """Float64 entries of one block of per-row arrays (about 32 MiB)."""
     return block_bytes() // 8
 
 
-def _block_rows(width: int, n_anchors: int) -> int:
-    """Rows per block: bounded by the GEMM operand's size and the weights' cache-sized block."""
-    return max(64, min(_block_entries() // max(width, 1), _WEIGHT_ENTRIES // max(n_anchors, 1)))
+def _steps(n_rows: int, per_row: int, rows: int | None):
+    """Slices of the rows handled at once by ``update``: ``rows`` each, or equal parts
+    of at most about 32 MiB of per-row arrays.
+
+    Large parts let the truncated kernel sort many rows into tight tiles; equal ones
+    leave no small remainder with wide tiles.
+    """
+    if rows:
+        return gen_batches(n_rows, rows)
+    step = max(TILE_ROWS, _block_entries() // max(per_row, 1))
+    parts = -(-n_rows // step)
+    return gen_batches(n_rows, -(-n_rows // parts)) if parts else iter(())
+
+
+class _SumsBase:
+    """What :class:`LocalLinearSums` and :class:`MultiBandwidthSums` share: the operand
+    [1, c, c c^T, r, c r^T] of their GEMM, the block loop and the unpacked sums."""
+
+    def _setup(self, bandwidths):
+        m = self.coord_map.shape[1]
+        self._iu = np.triu_indices(m)
+        z_anchor = self.anchors @ self.kernel_basis
+        self._kernels = [GaussianKernel(z_anchor, h, self.truncation) for h in bandwidths]
+        return np.zeros((len(bandwidths), self.anchors.shape[0], self._width))
+
+    @property
+    def _width(self) -> int:
+        m, q = self.coord_map.shape[1], self.n_responses
+        return 1 + m + m * (m + 1) // 2 + q + m * q
+
+    def _operand(self, C: np.ndarray, R: np.ndarray) -> np.ndarray:
+        """[1, c, packed c c^T, r, c (x) r] per row: all the sums come from one GEMM.
+
+        Built transposed, (width, rows): every term is then a product of contiguous
+        rows of C^T and R^T; the GEMM reads it through a transposed view.
+        """
+        CT, RT = np.ascontiguousarray(C.T), np.ascontiguousarray(R.T)
+        (m, b), q = CT.shape, RT.shape[0]
+        F = np.empty((self._width, b))
+        F[0] = 1.0
+        F[1 : 1 + m] = CT
+        k = 1 + m
+        for i in range(m):  # row i of the packed upper triangle of c c^T
+            np.multiply(CT[i], CT[i:], out=F[k : k + m - i])
+            k += m - i
+        F[k : k + q] = RT
+        k += q
+        np.multiply(CT[:, None, :], RT[None, :, :], out=F[k:].reshape(m, q, b))
+        return F.T
+
+    def _check_block(self, X, R):
+        X = np.asarray(X, dtype=np.float64)
+        R = np.asarray(R, dtype=np.float64)
+        if R.ndim == 1:
+            R = R[:, None]
+        if R.shape != (X.shape[0], self.n_responses):
+            raise ValueError(
+                f"R has shape {R.shape}; expected ({X.shape[0]}, {self.n_responses})."
+            )
+        return X, R
+
+    def _add_block(self, targets, C, R, threads: int) -> None:
+        """Add sum_i w_ij F_i, for each kernel, to its (A, width) target."""
+        Z = C @ self.kernel_basis
+        tiles = tile(Z) if any(k.truncates for k in self._kernels) else None
+        plans = [k.plan(tiles) for k in self._kernels]
+        if any(plan.near is not None for plan in plans):  # work in the tiles' row order
+            C, R = C[tiles.order], R[tiles.order]
+            Z = C @ self.kernel_basis
+        scaled = [k.scaled(Z) for k in self._kernels]
+        prune = self._width >= PRUNE_WIDTH
+
+        def work(run_list):
+            outs = [np.zeros_like(t) for t in targets]
+            for r0, r1 in run_list:
+                F = self._operand(C[r0:r1], R[r0:r1])
+                for kernel, plan, L, out in zip(self._kernels, plans, scaled, outs,
+                                                strict=True):
+                    for s, e, cols in plan.pieces(tiles, r0, r1):
+                        Wt, cols = kernel.tile_weights(L[s:e], cols, prune=prune)
+                        part = Wt.T @ F[s - r0 : e - r0]
+                        if cols is None:
+                            out += part
+                        else:
+                            out[cols] += part
+            return outs
+
+        for outs in map_runs(work, list(runs(len(C), self._width)), threads):
+            for target, out in zip(targets, outs, strict=True):
+                target += out
+
+    def _same_pass(self, other) -> bool:
+        return (
+            type(self) is type(other)
+            and self.sums.shape == other.sums.shape
+            and np.array_equal(self.anchors, other.anchors)
+            and np.array_equal(self.kernel_basis, other.kernel_basis)
+            and np.array_equal(self.coord_map, other.coord_map)
+        )
+
+    def _unpack(self, s: np.ndarray) -> dict:
+        """The sums of one kernel (A, width) unpacked: see :meth:`LocalLinearSums.finalize`."""
+        m, q = self.coord_map.shape[1], self.n_responses
+        A = s.shape[0]
+        k = 1 + m
+        npk = len(self._iu[0])
+        S2 = np.zeros((A, m, m))
+        S2[:, self._iu[0], self._iu[1]] = s[:, k : k + npk]
+        S2[:, self._iu[1], self._iu[0]] = s[:, k : k + npk]
+        k += npk
+        return {
+            "S0": s[:, 0].copy(),
+            "S1": s[:, 1 : 1 + m].copy(),
+            "S2": S2,
+            "T0": s[:, k : k + q].copy(),
+            "T1": s[:, k + q :].reshape(A, m, q).copy(),
+            "anchors": self.anchors,
+        }
 
 
 @dataclass
-class LocalLinearSums:
+class LocalLinearSums(_SumsBase):
     """Per-anchor kernel-weighted sums of one OPG/MAVE pass, accumulated over row blocks.
 
     ``update(X_block, R_block)`` adds the rows of a block; ``merge(other)`` adds the sums
     of another accumulator built with the same anchors, kernel and coordinates (e.g. one
     per Dask block); ``finalize()`` returns the sums in unpacked form. The result does
-    not depend on how the rows were split into blocks (up to rounding).
+    not depend on how the rows were split into blocks (up to rounding and the
+    truncation of the kernel).
 
     Parameters
     ----------
@@ -65,6 +189,10 @@ class LocalLinearSums:
         Orthonormal K; the kernel measures distances between K^T c.
     bandwidth : float
     n_responses : int
+    truncation : float or None, default=TRUNCATION
+        Kernel weights of rows farther than ``truncation`` bandwidths from an anchor
+        (below exp(-truncation^2 / 2), 1e-16 by default) are dropped where that saves
+        work (:mod:`steinlatent._refine._kernel`); None keeps every weight.
 
     Attributes
     ----------
@@ -80,80 +208,42 @@ class LocalLinearSums:
     kernel_basis: np.ndarray
     bandwidth: float
     n_responses: int
+    truncation: float | None = TRUNCATION
     n_samples: int = field(init=False, default=0)
     sums: np.ndarray = field(init=False)
 
     def __post_init__(self):
-        m = self.coord_map.shape[1]
-        self._iu = np.triu_indices(m)
-        self._z_anchor = self.anchors @ self.kernel_basis
-        self._z_anchor_sq = np.einsum("ij,ij->i", self._z_anchor, self._z_anchor)
-        self.sums = np.zeros((self.anchors.shape[0], self._width))
-
-    @property
-    def _width(self) -> int:
-        m, q = self.coord_map.shape[1], self.n_responses
-        return 1 + m + len(self._iu[0]) + q + m * q
+        self.sums = self._setup([self.bandwidth])[0]
+        self._kernel = self._kernels[0]
 
     def kernel_weights(self, C: np.ndarray) -> np.ndarray:
         """Gaussian kernel weights (rows of C x anchors) in the kernel coordinates."""
-        Z = C @ self.kernel_basis
-        sq = np.einsum("ij,ij->i", Z, Z)[:, None] + self._z_anchor_sq[None, :]
-        sq -= 2.0 * (Z @ self._z_anchor.T)
-        np.maximum(sq, 0.0, out=sq)
-        sq *= -0.5 / self.bandwidth**2
-        return np.exp(sq, out=sq)
+        return self._kernel.weights(self._kernel.scaled(C @ self.kernel_basis))
 
     def update(self, X, R, *, rows: int | None = None, weights=None) -> LocalLinearSums:
         """Add the rows of X (n_b, p) with standardised responses R (n_b, q); returns self.
 
+        ``rows`` bounds the rows handled at once (None: about 32 MiB of per-row arrays).
         ``weights`` (n_b, A), if given, are this accumulator's kernel weights of those
         rows computed beforehand (:meth:`kernel_weights`), and are used as they are.
         """
-        X = np.asarray(X, dtype=np.float64)
-        R = np.asarray(R, dtype=np.float64)
-        if R.ndim == 1:
-            R = R[:, None]
-        if R.shape != (X.shape[0], self.n_responses):
-            raise ValueError(
-                f"R has shape {R.shape}; expected ({X.shape[0]}, {self.n_responses})."
-            )
-        m, q = self.coord_map.shape[1], self.n_responses
-        # Given weights, large blocks keep the GEMM efficient; otherwise the block also
-        # bounds the element-wise work on the weights (cache-sized).
-        A = self.anchors.shape[0]
-        step = rows or (
-            _block_rows(self._width, A) if weights is None
-            else max(64, _block_entries() // max(self._width, A))
-        )
-        for sl in gen_batches(X.shape[0], step):
-            C = (X[sl] - self.mean) @ self.coord_map
-            Rb = R[sl]
-            # One operand so that all the per-anchor sums come from a single GEMM.
-            F = np.empty((C.shape[0], self._width))
-            F[:, 0] = 1.0
-            F[:, 1 : 1 + m] = C
-            k = 1 + m
-            npk = len(self._iu[0])
-            np.multiply(C[:, self._iu[0]], C[:, self._iu[1]], out=F[:, k : k + npk])
-            k += npk
-            F[:, k : k + q] = Rb
-            k += q
-            F[:, k:] = (C[:, :, None] * Rb[:, None, :]).reshape(C.shape[0], m * q)
-            Wt = self.kernel_weights(C) if weights is None else weights[sl]
-            self.sums += Wt.T @ F
-            self.n_samples += C.shape[0]
+        X, R = self._check_block(X, R)
+        m, d = self.kernel_basis.shape
+        with pass_threads() as threads:
+            for sl in _steps(X.shape[0], m + self.n_responses + d + 2, rows):
+                C = (X[sl] - self.mean) @ self.coord_map
+                if weights is None:
+                    self._add_block([self.sums], C, R[sl], threads)
+                else:
+                    for r0, r1 in runs(len(C), self._width):
+                        self.sums += weights[sl][r0:r1].T @ self._operand(C[r0:r1],
+                                                                          R[sl][r0:r1])
+                self.n_samples += len(C)
         return self
 
     def merge(self, other: LocalLinearSums) -> LocalLinearSums:
         """Add the sums of ``other`` (same anchors, kernel, coordinates); returns self."""
-        if (
-            self.sums.shape != other.sums.shape
-            or self.bandwidth != other.bandwidth
-            or not np.array_equal(self.anchors, other.anchors)
-            or not np.array_equal(self.kernel_basis, other.kernel_basis)
-            or not np.array_equal(self.coord_map, other.coord_map)
-        ):
+        if not self._same_pass(other) or self.bandwidth != other.bandwidth:
             raise ValueError(
                 "Cannot merge LocalLinearSums built with different anchors, kernels, "
                 "bandwidths or coordinates."
@@ -164,23 +254,86 @@ class LocalLinearSums:
 
     def finalize(self) -> dict:
         """The per-anchor sums: S0 (A,), S1 (A, m), S2 (A, m, m), T0 (A, q), T1 (A, m, q)."""
-        m, q = self.coord_map.shape[1], self.n_responses
-        A = self.sums.shape[0]
-        s = self.sums
-        k = 1 + m
-        npk = len(self._iu[0])
-        S2 = np.zeros((A, m, m))
-        S2[:, self._iu[0], self._iu[1]] = s[:, k : k + npk]
-        S2[:, self._iu[1], self._iu[0]] = s[:, k : k + npk]
-        k += npk
-        return {
-            "S0": s[:, 0].copy(),
-            "S1": s[:, 1 : 1 + m].copy(),
-            "S2": S2,
-            "T0": s[:, k : k + q].copy(),
-            "T1": s[:, k + q :].reshape(A, m, q).copy(),
-            "anchors": self.anchors,
-        }
+        return self._unpack(self.sums)
+
+
+@dataclass
+class MultiBandwidthSums(_SumsBase):
+    """The sums of :class:`LocalLinearSums` for several bandwidths in one pass.
+
+    The same rows, kernel coordinates and operand serve every bandwidth, so the rows are
+    read, sorted into tiles and expanded once; each bandwidth then costs its own kernel
+    weights and GEMM, over the (tile, anchor) pairs within its own truncation radius.
+    What a bandwidth search needs (leave-one-out errors for several multiples of a
+    bandwidth rule).
+
+    Parameters
+    ----------
+    mean, coord_map, anchors, kernel_basis, n_responses, truncation
+        As in :class:`LocalLinearSums`.
+    bandwidths : sequence of float
+
+    Attributes
+    ----------
+    n_samples : int
+    sums : ndarray of shape (len(bandwidths), A, width)
+        :attr:`LocalLinearSums.sums` of each bandwidth.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> X, R = rng.normal(size=(500, 3)), rng.normal(size=(500, 2))
+    >>> mean, W, K = np.zeros(3), np.eye(3), np.eye(3)[:, :2]
+    >>> grid = MultiBandwidthSums(mean, W, X[:20], K, (0.5, 1.0), 2).update(X, R)
+    >>> one = LocalLinearSums(mean, W, X[:20], K, 1.0, 2).update(X, R)
+    >>> bool(np.allclose(grid.finalize()[1]["T1"], one.finalize()["T1"]))
+    True
+    """
+
+    mean: np.ndarray
+    coord_map: np.ndarray
+    anchors: np.ndarray
+    kernel_basis: np.ndarray
+    bandwidths: tuple
+    n_responses: int
+    truncation: float | None = TRUNCATION
+    n_samples: int = field(init=False, default=0)
+    sums: np.ndarray = field(init=False)
+
+    def __post_init__(self):
+        self.bandwidths = tuple(float(h) for h in self.bandwidths)
+        self.sums = self._setup(self.bandwidths)
+
+    def update(self, X, R, *, rows: int | None = None) -> MultiBandwidthSums:
+        """Add the rows of X (n_b, p) with responses R (n_b, q); returns self.
+
+        ``rows`` as in :meth:`LocalLinearSums.update`.
+        """
+        X, R = self._check_block(X, R)
+        m, d = self.kernel_basis.shape
+        per_row = m + self.n_responses + len(self.bandwidths) * (d + 2)
+        with pass_threads() as threads:
+            for sl in _steps(X.shape[0], per_row, rows):
+                C = (X[sl] - self.mean) @ self.coord_map
+                self._add_block(list(self.sums), C, R[sl], threads)
+                self.n_samples += len(C)
+        return self
+
+    def merge(self, other: MultiBandwidthSums) -> MultiBandwidthSums:
+        """Add the sums of ``other`` (same anchors, kernel, bandwidths); returns self."""
+        if not self._same_pass(other) or self.bandwidths != other.bandwidths:
+            raise ValueError(
+                "Cannot merge MultiBandwidthSums built with different anchors, kernels, "
+                "bandwidths or coordinates."
+            )
+        self.sums += other.sums
+        self.n_samples += other.n_samples
+        return self
+
+    def finalize(self) -> list:
+        """One :meth:`LocalLinearSums.finalize` dict per bandwidth, in order."""
+        return [self._unpack(s) for s in self.sums]
 
 
 def _weighted_moments(st: dict):

@@ -18,10 +18,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from sklearn.utils import gen_batches
 from sklearn.utils.extmath import svd_flip
 
-from ._local_sums import LocalLinearSums, _block_entries, _block_rows, _local_fits
+from ._kernel import TRUNCATION, GaussianKernel, map_runs, pass_threads, runs, tile
+from ._local_sums import _local_fits, _steps
 
 __all__ = ["MaveStepSums", "mave_step"]
 
@@ -66,7 +66,7 @@ class MaveStepSums:
     sum_j (D_j D_j^T) (x) S2_j = sum_i Omega_i (x) c_i c_i^T with Omega_i = sum_j w_ij D_j D_j^T
     is a sum over rows of d^2 x m^2 terms: O(n d^2 m^2) per pass instead of the
     O(n A m^2) of OPG's per-anchor Gram matrices. ``update`` / ``merge`` / ``finalize``
-    as in :class:`LocalLinearSums`.
+    as in :class:`LocalLinearSums`, and so is the kernel (``truncation`` included).
     """
 
     mean: np.ndarray
@@ -75,50 +75,114 @@ class MaveStepSums:
     kernel_basis: np.ndarray
     bandwidth: float
     slopes: np.ndarray
+    truncation: float | None = TRUNCATION
     n_samples: int = field(init=False, default=0)
 
     def __post_init__(self):
         m = self.coord_map.shape[1]
         A, d, q = self.slopes.shape
-        self._weights = LocalLinearSums(
-            self.mean, self.coord_map, self.anchors, self.kernel_basis, self.bandwidth, q
-        )
+        self._kernel = GaussianKernel(self.anchors @ self.kernel_basis, self.bandwidth,
+                                      self.truncation)
         self._DD = np.einsum("akq,alq->akl", self.slopes, self.slopes).reshape(A, d * d)
+        # Per anchor [D_j D_j^T, D_j]: one product with the weights gives both per-row
+        # terms, Omega_i and sum_j w_ij D_j.
+        self._per_anchor = np.hstack([self._DD, self.slopes.reshape(A, d * q)])
         self.anchor_sums = np.zeros((A, 1 + m + q))  # [S0, S1, T0]
         self._pairs = [(k, l) for k in range(d) for l in range(k, d)]
+        self._pair_index = [k * d + l for k, l in self._pairs]
         self.omega_cc = np.zeros((len(self._pairs), m, m))
         self.c_v = np.zeros((m, d))
+
+    def kernel_weights(self, C: np.ndarray) -> np.ndarray:
+        """Gaussian kernel weights (rows of C x anchors), as in :class:`LocalLinearSums`."""
+        return self._kernel.weights(self._kernel.scaled(C @ self.kernel_basis))
 
     def update(self, X, R, *, rows: int | None = None, weights=None) -> MaveStepSums:
         """Add the rows of X (n_b, p) with standardised responses R (n_b, q); returns self.
 
-        ``weights`` as in :meth:`LocalLinearSums.update`.
+        ``rows`` and ``weights`` as in :meth:`LocalLinearSums.update`.
         """
         X = np.asarray(X, dtype=np.float64)
         R = np.asarray(R, dtype=np.float64)
         if R.ndim == 1:
             R = R[:, None]
         m = self.coord_map.shape[1]
-        A, d, q = self.slopes.shape
-        step = rows or (
-            _block_rows(m * m, A) if weights is None else max(64, _block_entries() // max(m * m, A))
-        )
-        D_flat = self.slopes.reshape(A, d * q)
-        for sl in gen_batches(X.shape[0], step):
-            C = (X[sl] - self.mean) @ self.coord_map
-            Rb = R[sl]
-            Wt = self._weights.kernel_weights(C) if weights is None else weights[sl]
-            self.anchor_sums += Wt.T @ np.hstack([np.ones((C.shape[0], 1)), C, Rb])
-            omega = Wt @ self._DD  # (b, d^2)
-            # sum_i Omega_i[k, l] c_i c_i^T, one weighted syrk per (k, l) with k <= l
-            # (Omega_i is symmetric): no b x m^2 operand is ever formed.
-            for kl, (k, l) in enumerate(self._pairs):
-                self.omega_cc[kl] += (C * omega[:, k * d + l][:, None]).T @ C
-            # v_i = sum_j w_ij D_j r_i, so that sum_j T1_j D_j^T = sum_i c_i v_i^T.
-            v = np.einsum("bkq,bq->bk", (Wt @ D_flat).reshape(-1, d, q), Rb)
-            self.c_v += C.T @ v
-            self.n_samples += C.shape[0]
+        _, d, q = self.slopes.shape
+        # Per-row operands of one run: [1, c, r], the per-row terms P and omega (x) c.
+        run_width = 1 + m + q + self._per_anchor.shape[1] + len(self._pairs) * m
+        with pass_threads() as threads:
+            for sl in _steps(X.shape[0], m + q + d + 2, rows):
+                C = (X[sl] - self.mean) @ self.coord_map
+                if weights is None:
+                    self._add_block(C, R[sl], threads)
+                else:
+                    Wb, Rb = weights[sl], R[sl]
+                    for r0, r1 in runs(len(C), run_width):
+                        P = Wb[r0:r1] @ self._per_anchor
+                        self.anchor_sums += Wb[r0:r1].T @ self._row_terms(C[r0:r1],
+                                                                          Rb[r0:r1])
+                        self.omega_cc += self._omega_cc(C[r0:r1], P)
+                        self.c_v += self._c_v(C[r0:r1], Rb[r0:r1], P)
+                self.n_samples += len(C)
         return self
+
+    def _add_block(self, C, R, threads: int) -> None:
+        """Add the sums of one block of rows (kernel weights computed here)."""
+        m = self.coord_map.shape[1]
+        width = self._per_anchor.shape[1]
+        Z = C @ self.kernel_basis
+        tiles = tile(Z) if self._kernel.truncates else None
+        plan = self._kernel.plan(tiles)
+        if plan.near is not None:  # work in the tiles' row order
+            C, R = C[tiles.order], R[tiles.order]
+            Z = C @ self.kernel_basis
+        L = self._kernel.scaled(Z)
+
+        def work(run_list):
+            anchor_sums = np.zeros_like(self.anchor_sums)
+            omega_cc = np.zeros_like(self.omega_cc)
+            c_v = np.zeros_like(self.c_v)
+            for r0, r1 in run_list:
+                G = self._row_terms(C[r0:r1], R[r0:r1])
+                # Per row: Omega_i = sum_j w_ij D_j D_j^T and sum_j w_ij D_j (zero for
+                # rows that reach no anchor).
+                P = np.zeros((r1 - r0, width))
+                for s, e, cols in plan.pieces(tiles, r0, r1):
+                    Wt, cols = self._kernel.tile_weights(L[s:e], cols)
+                    if cols is None:
+                        anchor_sums += Wt.T @ G[s - r0 : e - r0]
+                        P[s - r0 : e - r0] = Wt @ self._per_anchor
+                    else:
+                        anchor_sums[cols] += Wt.T @ G[s - r0 : e - r0]
+                        P[s - r0 : e - r0] = Wt @ self._per_anchor[cols]
+                omega_cc += self._omega_cc(C[r0:r1], P)
+                c_v += self._c_v(C[r0:r1], R[r0:r1], P)
+            return anchor_sums, omega_cc, c_v
+
+        run_width = 1 + m + R.shape[1] + width + len(self._pairs) * m
+        for anchor_sums, omega_cc, c_v in map_runs(work, list(runs(len(C), run_width)),
+                                                   threads):
+            self.anchor_sums += anchor_sums
+            self.omega_cc += omega_cc
+            self.c_v += c_v
+
+    def _omega_cc(self, C, P):
+        """sum_i Omega_i[k, l] c_i c_i^T for k <= l (Omega_i is symmetric), one GEMM: no
+        b x m^2 operand is ever formed."""
+        omega = P[:, self._pair_index]
+        OC = (omega[:, :, None] * C[:, None, :]).reshape(len(C), -1)
+        return (OC.T @ C).reshape(self.omega_cc.shape)
+
+    def _c_v(self, C, R, P):
+        """sum_i c_i v_i^T with v_i = sum_j w_ij D_j r_i: sum_j T1_j D_j^T without T1."""
+        _, d, q = self.slopes.shape
+        v = np.einsum("bkq,bq->bk", P[:, d * d :].reshape(-1, d, q), R)
+        return C.T @ v
+
+    @staticmethod
+    def _row_terms(C, R):
+        """[1, c, r] per row: the anchor sums S0, S1, T0 from one GEMM."""
+        return np.hstack([np.ones((C.shape[0], 1)), C, R])
 
     def merge(self, other: MaveStepSums) -> MaveStepSums:
         """Add the sums of ``other`` (same anchors, kernel, fits); returns self."""
@@ -126,7 +190,16 @@ class MaveStepSums:
             self.slopes, other.slopes
         ):
             raise ValueError("Cannot merge MaveStepSums built for different passes.")
-        self._weights.merge(other._weights)  # checks anchors, kernel and coordinates
+        if (
+            self.bandwidth != other.bandwidth
+            or not np.array_equal(self.anchors, other.anchors)
+            or not np.array_equal(self.kernel_basis, other.kernel_basis)
+            or not np.array_equal(self.coord_map, other.coord_map)
+        ):
+            raise ValueError(
+                "Cannot merge MaveStepSums built with different anchors, kernels, "
+                "bandwidths or coordinates."
+            )
         self.anchor_sums += other.anchor_sums
         self.omega_cc += other.omega_cc
         self.c_v += other.c_v

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._bandwidth import GLOBAL_FACTOR
-from ._local_sums import LocalLinearSums, _local_fits
+from ._local_sums import MultiBandwidthSums, _local_fits
 
 __all__ = ["CRITERION_FACTORS", "anchor_losses", "best_factor", "choose"]
 
@@ -37,31 +37,58 @@ def anchor_losses(problem, K: np.ndarray, factors) -> np.ndarray:
     Parameters
     ----------
     problem : LocalProblem
-    K : ndarray of shape (p, d)
+    K : ndarray of shape (m, d)
         Orthonormal, in whitened coordinates.
     factors : sequence of float
-        Multiples of the bandwidth rule for a d-dimensional kernel and d slopes.
+        Multiples of the bandwidth rule for a d-dimensional kernel and d slopes. The
+        local ones share one pass (:class:`MultiBandwidthSums`); ``GLOBAL_FACTOR`` stands
+        for the global linear fit, whose leave-one-out errors come from the moments.
     """
     d = K.shape[1]
-    WK = problem.W @ K
     U = problem.anchors_c @ K
     Ra = problem.anchors_r
     h0 = problem.bandwidth_for(d, d)
     out = np.empty((len(factors), len(U)))
+    local = [i for i, f in enumerate(factors) if f < GLOBAL_FACTOR]
+    if local:
+        acc = MultiBandwidthSums(problem.mean, problem.W @ K, U, np.eye(d),
+                                 [factors[i] * h0 for i in local], Ra.shape[1])
+        for i, st in zip(local, problem.rows.reduce(acc).finalize(), strict=True):
+            out[i] = _loo_local(st, U, Ra, problem.alpha)
     for i, f in enumerate(factors):
-        acc = LocalLinearSums(problem.mean, WK, U, np.eye(d), float(f * h0), Ra.shape[1])
-        st = problem.rows.reduce(acc).finalize()
-        # Take each anchor's own row out of its sums (its kernel weight is exp(0) = 1).
-        st["S0"] = st["S0"] - 1.0
-        st["S1"] = st["S1"] - U
-        st["S2"] = st["S2"] - U[:, :, None] * U[:, None, :]
-        st["T0"] = st["T0"] - Ra
-        st["T1"] = st["T1"] - U[:, :, None] * Ra[:, None, :]
-        ok = st["S0"] > 1e-8
-        a, _ = _local_fits(st, np.eye(d), problem.alpha)
-        err = np.where(ok[:, None], Ra - a, Ra)  # no neighbour: predict the mean (0)
-        out[i] = np.abs(err).sum(axis=1)
+        if f >= GLOBAL_FACTOR:
+            out[i] = _loo_global(problem, K, U, Ra)
     return out
+
+
+def _loo_local(st: dict, U, Ra, alpha: float) -> np.ndarray:
+    """Absolute leave-one-out errors of the local fits at the anchors (rows U, Ra)."""
+    d = U.shape[1]
+    # Take each anchor's own row out of its sums (its kernel weight is exp(0) = 1).
+    st["S0"] = st["S0"] - 1.0
+    st["S1"] = st["S1"] - U
+    st["S2"] = st["S2"] - U[:, :, None] * U[:, None, :]
+    st["T0"] = st["T0"] - Ra
+    st["T1"] = st["T1"] - U[:, :, None] * Ra[:, None, :]
+    ok = st["S0"] > 1e-8
+    a, _ = _local_fits(st, np.eye(d), alpha)
+    err = np.where(ok[:, None], Ra - a, Ra)  # no neighbour: predict the mean (0)
+    return np.abs(err).sum(axis=1)
+
+
+def _loo_global(problem, K, U, Ra) -> np.ndarray:
+    """Absolute leave-one-out errors at the anchors of the least-squares fit of the
+    responses on [1, z], z = K^T c, over all rows: exact, from the moments.
+
+    The projection is whitened (mean 0, covariance I) and the responses centred, so the
+    fit is r_hat = z^T K^T G (G = E[c r^T]) and row i's leverage 1/n + |z_i|^2 / n; the
+    leave-one-out residual is the residual divided by one minus the leverage.
+    """
+    n = problem.n_samples
+    fitted = U @ (K.T @ problem.linear_fit())
+    leverage = (1.0 + np.einsum("ad,ad->a", U, U)) / n
+    err = (Ra - fitted) / np.maximum(1.0 - leverage, 1e-12)[:, None]
+    return np.abs(err).sum(axis=1)
 
 
 def best_factor(losses: np.ndarray, factors) -> tuple[float, int]:

@@ -4,8 +4,9 @@
 block of rows to an accumulator (a copy of an empty template, so that threads never
 share one), merges them in a tree (:func:`steinlatent.dask.merge_tree`) and computes the
 root: every block of X is read once per pass and only the sums travel between workers,
-so worker memory does not grow with the number of rows. The sums equal those of the in-memory source up to
-rounding, and the anchors are the same rows, so the estimate is the in-memory one.
+so worker memory does not grow with the number of rows. The sums equal those of the
+in-memory source up to rounding, and the anchors are the same rows, so the estimate is
+the in-memory one.
 
 Unlabelled rows are the all-NaN rows of the encoded responses L; their positions are
 computed once (one byte per row) to map anchor indices to rows.

@@ -215,13 +215,15 @@ def markdown(zrows, commands, zoo_dir, real, real_dir, methods, rmethods) -> str
                   "Per question and method: cells where its median distance is best or "
                   "tied (at most the best median + max(0.02, 15% of it)), fits on a wrong "
                   "subspace (distance > 0.5 where the best median is < 0.2), fits that "
-                  "raised, and the median ratio of its fit time to rOPG's on the same data.",
+                  "raised, and the median ratio of its fit time to rOPG's on the same data "
+                  "(-: no cell of the question has a best median below 0.2).",
                   "", "| question | method | best or tied | wrong subspace | failed | "
                   "time / rOPG |", "|---|---|---|---|---|---|"]
         for r in gt:
+            wrong = f"{r['wrong']} of {r['wrong_fits']}" if r["wrong_fits"] else "-"
             lines.append(
                 f"| {r['condition']} | {ZOO_METHODS.get(r['method'], r['method'])} | "
-                f"{r['tied']} of {r['cells']} | {r['wrong']} of {r['wrong_fits']} | "
+                f"{r['tied']} of {r['cells']} | {wrong} | "
                 f"{r['failed']} of {r['fits']} | {_f(r['time_vs_ropg'], 2)} |")
         keys, by = zoo_cells(zrows, methods)
         lines += ["", "## Design zoo: median distance per cell", "",

@@ -150,7 +150,7 @@ def test_wrong_candidates_predict_clearly_worse():
 def test_candidates_attribute_and_single_candidate():
     X, Y, B = make_index_model(1200, 6, 8, 2, link="pairs", random_state=9)
     est = RefinedSteinLatent(2, random_state=0).fit(X, Y)
-    assert set(est.candidates_) == {"stein", "mave", "ropg", "linear"}
+    assert set(est.candidates_) == {"stein", "mave", "ropg_mave", "ropg", "linear"}
     assert est.selected_ in est.candidates_
     for v in est.candidates_.values():
         assert v["components"].shape == (2, 6)
@@ -163,3 +163,19 @@ def test_candidates_attribute_and_single_candidate():
                              est.candidates_["stein"]["components"].T) < 1e-10
     with pytest.raises(ValueError, match="candidates"):
         RefinedSteinLatent(2, candidates=("sir",)).fit(X, Y)
+
+
+def test_univariate_y_whose_spread_moves():
+    # y = 2 tanh(z1) + (0.25 + |z2|) eps: z2 moves only the spread of y, which local fits
+    # of E[y | x] cannot see. For one continuous y the candidates are judged on y and its
+    # slices, and the plain Stein estimate (on the slices of y) is one of them.
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(8000, 6))
+    B = np.linalg.qr(rng.normal(size=(6, 2)))[0]
+    Z = X @ B
+    y = 2 * np.tanh(Z[:, 0]) + (0.25 + np.abs(Z[:, 1])) * rng.normal(size=8000)
+    est = RefinedSteinLatent(2, random_state=0).fit(X, y)
+    assert "plain_stein" in est.candidates_
+    assert subspace_distance(est.candidates_["stein"]["components"].T, B) > 0.5
+    assert est.selected_ == "plain_stein"
+    assert subspace_distance(est.components_.T, B) < 0.1

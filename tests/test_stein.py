@@ -97,6 +97,9 @@ def test_student_t_em_does_not_depend_on_the_blocks(monkeypatch):
     monkeypatch.setattr(student_t, "chunk_rows", lambda n_columns: 7)
     blocks = StudentTScore().fit(X)
     assert blocks.n_iter_ == whole.n_iter_
-    np.testing.assert_allclose(blocks.covariance_, whole.covariance_, rtol=1e-9)
-    np.testing.assert_allclose(blocks.location_, whole.location_, rtol=1e-9, atol=1e-12)
-    assert blocks.df_ == pytest.approx(whole.df_, rel=1e-7)
+    # Rounding of the block sums moves the log-likelihood by an ulp, and a maximum in
+    # nu is resolved to ~sqrt(ulp / curvature) (~1e-7 here): nu and what follows it
+    # agree to that, not to the rounding of a sum.
+    np.testing.assert_allclose(blocks.covariance_, whole.covariance_, rtol=1e-6)
+    np.testing.assert_allclose(blocks.location_, whole.location_, rtol=1e-6, atol=1e-12)
+    assert blocks.df_ == pytest.approx(whole.df_, rel=1e-5)

@@ -55,6 +55,8 @@ class LocalData:
     feature_names: np.ndarray | None
     n_samples: int
     semi_supervised: bool
+    #: The labelled values of a univariate continuous y (None otherwise).
+    y_values: np.ndarray | None = None
 
 
 def local_rows(X, Y, *, response_type: str = "auto") -> LocalData:
@@ -83,7 +85,14 @@ def local_rows(X, Y, *, response_type: str = "auto") -> LocalData:
     plan, L, labelled = settle_responses(Y, n, include_features=False,
                                          response_type=response_type)
     rows = ArrayRows(X, L, labelled, check_finite=isinstance(X, np.memmap))
-    return LocalData(rows, plan, p, names, n, not labelled.all())
+    return LocalData(rows, plan, p, names, n, not labelled.all(),
+                     _univariate_values(plan, L, labelled))
+
+
+def _univariate_values(plan, L, labelled):
+    if plan.categorical or L.shape[1] != 1:
+        return None
+    return L[labelled, 0]
 
 
 def _dask_rows(X, Y, response_type):
@@ -105,8 +114,11 @@ def _dask_rows(X, Y, response_type):
     else:
         plan, L, labelled = settle_responses(Y_read, n, include_features=False,
                                              response_type=response_type)
+        values = _univariate_values(plan, L, labelled)
         L = np.where(labelled[:, None], L, np.nan)
         L = da.from_array(L, chunks=(X.chunks[0], -1))
+        rows = DaskRows(X, L)
+        return LocalData(rows, plan, p, None, n, rows.n_samples < n, values)
     rows = DaskRows(X, L)
     return LocalData(rows, plan, p, None, n, rows.n_samples < n)
 

@@ -86,3 +86,42 @@ def test_gaussian_data_warns_at_df_bound(rng):
 def test_bad_df():
     with pytest.raises(ValueError, match="df"):
         StudentTScore(df=1.5).fit(np.random.default_rng(0).normal(size=(50, 2)))
+
+
+def test_em_sample_size_rule_and_seed(rng, monkeypatch):
+    from steinlatent.scores import _student_t as student_t
+
+    X = _paper_t(rng, 900, np.zeros(3), np.eye(3), 8.0)
+    small = StudentTScore().fit(X[:400])
+    assert small.n_em_rows_ == 400 and not small.refines_in_pass
+    # Beyond EM_ALL_ROWS rows: a sample of max(EM_SAMPLE_ROWS, 10 p), seeded by
+    # random_state and never by the global RNG.
+    assert student_t.em_rows(10_000, 5) == 10_000 and student_t.em_rows(10_001, 5) == 5_000
+    assert student_t.em_rows(10**6, 2000) == 20_000
+    monkeypatch.setattr(student_t, "EM_ALL_ROWS", 200)
+    monkeypatch.setattr(student_t, "EM_SAMPLE_ROWS", 200)
+    state = np.random.get_state()[1].copy()  # noqa: NPY002 (the global RNG, on purpose)
+    a = StudentTScore(random_state=3).fit(X)
+    assert a.n_em_rows_ == 200 and a.refines_in_pass
+    np.testing.assert_array_equal(np.random.get_state()[1], state)  # noqa: NPY002
+    b = StudentTScore(random_state=3).fit(X)
+    c = StudentTScore(random_state=4).fit(X)
+    np.testing.assert_array_equal(a.covariance_, b.covariance_)
+    assert not np.allclose(a.covariance_, c.covariance_)
+    np.testing.assert_array_equal(StudentTScore().fit(X).covariance_,
+                                  StudentTScore(random_state=0).fit(X).covariance_)
+    monkeypatch.setattr(student_t, "EM_ROWS_PER_FEATURE", 100)
+    assert StudentTScore(random_state=3).fit(X).n_em_rows_ == 300  # 100 p > the sample
+
+
+def test_kurtosis_start_matches_the_tails(rng):
+    from steinlatent.scores._student_t import _DF_MAX, _kurtosis_df
+
+    p = 5
+    for nu in (6.0, 15.0):
+        X = _paper_t(rng, 200_000, np.zeros(p), np.eye(p), nu)
+        Q = np.einsum("ij,ij->i", X, X)
+        assert _kurtosis_df(Q, p) == pytest.approx(nu, rel=0.15)
+    Q = np.einsum("ij,ij->i", *2 * [rng.normal(size=(200_000, p))])
+    assert _kurtosis_df(Q, p) > 60 or _kurtosis_df(Q, p) == _DF_MAX
+    assert _kurtosis_df(np.full(100, float(p)), p) == _DF_MAX  # lighter than Gaussian

@@ -65,9 +65,10 @@ from ._driver import (
 from ._local_sums import LocalLinearSums, opg_directions
 from ._mave import MaveStepSums, mave_step
 from ._problem import LocalProblem, prepare
-from ._rows import ArrayRows, MomentSums, ResponseMap
+from ._rows import AppendSlices, ArrayRows, MomentSums, ResponseMap
 
 __all__ = [
+    "AppendSlices",
     "ArrayRows",
     "CRITERION_FACTORS",
     "CV_FACTORS",

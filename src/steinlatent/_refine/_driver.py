@@ -275,6 +275,7 @@ def refine_subspace(
     Examples
     --------
     >>> import numpy as np
+    >>> from steinlatent._refine import standardise_responses
     >>> from steinlatent.metrics import subspace_distance
     >>> rng = np.random.default_rng(0)
     >>> X = rng.normal(size=(1000, 6)); b = np.eye(6)[:, :1]

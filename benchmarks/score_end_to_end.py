@@ -1,4 +1,4 @@
-"""End to end: which score gives the best subspace on the paper's t design (issue 3).
+"""End to end: which score gives the best subspace on the paper's t design.
 
 The paper's simulation (Section 4 of the paper) with t-distributed x (nu = 10), the "pairs"
 nonlinear links, p = 30, q = 20, r = 3, n = 3000, over ``--seeds`` seeds. For each seed the

@@ -47,11 +47,7 @@ SHELL = {"bash", "sh", "shell", "console", "shell-session", "zsh"}
 # Pages whose blocks do not run yet, with the reason: only a page that is being
 # rewritten. Strict: once the page runs, its entry must go. (Blocks that need data a
 # fresh machine lacks would be listed the same way; there are none today.)
-PENDING: dict[str, str] = {
-    "docs/scale.md": "its partial_fit and Dask blocks use names and files they do not "
-    "define (SteinLatent, chunks, x.zarr); the page is being rewritten from new "
-    "measurements",
-}
+PENDING: dict[str, str] = {}
 
 # Commands that a documentation test must not run, with the reason; their arguments are
 # still checked where a parser exists (pip extras, sphinx options).

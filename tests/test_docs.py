@@ -84,6 +84,9 @@ def test_site_builds_with_warnings_as_errors(site):
     "user_guide/score_models.html",
     "user_guide/dimension.html",
     "scale.html",
+    "which_estimator.html",
+    "refinement.html",
+    "results/which_estimator/which_estimator.html",
     "reproduction.html",
     "beyond.html",
     "score_models.html",
@@ -106,7 +109,8 @@ def test_site_header_shows_the_package_version(site):
 
 
 @pytest.mark.parametrize("page", ["index.html", "user_guide/estimator.html", "beyond.html",
-                                  "reproduction.html", "score_models.html"])
+                                  "reproduction.html", "score_models.html",
+                                  "which_estimator.html", "refinement.html", "scale.html"])
 def test_formulas_are_math_for_mathjax(site, page):
     """Formulas reach the page as TeX in math spans (which MathJax renders), not as
     plain text; the page loads MathJax."""

@@ -2,7 +2,7 @@
 
 A cell is (design, n, p). In a cell, ``best`` is the smallest median distance over
 every method run there; a method is *best or tied* when its median is at most
-best + max(0.02, 15% of best). The judge's reference, ``peer_best``, is the smallest
+best + max(0.02, 15% of best). The peers' reference, ``peer_best``, is the smallest
 median over rOPG, rMAVE, the Stein orders and reduced-rank regression. A fit is on a
 *wrong subspace* when its distance exceeds 0.5 in a cell whose best median is below
 0.2 (cells without such a best method have no wrong-subspace rate). Failed fits (the

@@ -49,21 +49,26 @@ _FITTED = (
 class SteinLatent(
     StreamingMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
 ):
-    """Learn a low-dimensional latent space with Stein's lemma.
+    r"""Learn a low-dimensional latent space with Stein's lemma.
 
-    For y = F(B^T x) + noise with unknown links F, Stein's lemma gives
-    E[s(x) y^T] = B E[grad F] and E[y_j T(x)] = B E[hess f_j] B^T, where
-    s = -grad log p is the score of x and T = hess p / p its second-order score.
-    The column space of B is therefore estimated from the score of x alone:
+    For :math:`y = F(B^\top x) + \varepsilon` with unknown links F, Stein's lemma gives
+    :math:`\mathbb{E}[s(x)\, y^\top] = B\, \mathbb{E}[\nabla F]` and
+    :math:`\mathbb{E}[y_j\, T(x)] = B\, \mathbb{E}[\nabla^2 f_j]\, B^\top`, where
+    :math:`s = -\nabla \log p` is the score of x and :math:`T = \nabla^2 p / p` its
+    second-order score. The column space of B is therefore estimated from the score of
+    x alone:
 
-    * ``order=1``: top left singular vectors of M1 = (1/n) sum_i s(x_i) (y_i - ybar)^T;
-    * ``order=2``: with ``pooling="mean"``, eigenvectors of the largest |eigenvalue| of
-      M2 = (1/(n q)) sum_i sum_j (y_ij - ybar_j) T(x_i) (Algorithm 2 of the paper);
-      with ``pooling="stacked"``, left singular vectors of the per-response matrices
-      side by side, each response scaled to unit variance;
-    * ``order="both"``: top left singular vectors of [M1 / nu1, M2 / nu2], each matrix
-      divided by the largest singular value of its own noise floor, so both are
-      measured in units of their noise level.
+    * ``order=1``: top left singular vectors of
+      :math:`M_1 = \frac{1}{n} \sum_i s(x_i)\, (y_i - \bar y)^\top`;
+    * ``order=2``: with ``pooling="mean"``, eigenvectors of the largest absolute
+      eigenvalues of
+      :math:`M_2 = \frac{1}{nq} \sum_i \sum_j (y_{ij} - \bar y_j)\, T(x_i)`
+      (Algorithm 2 of the paper); with ``pooling="stacked"``, left singular vectors of
+      the per-response matrices side by side, each response scaled to unit variance;
+    * ``order="both"``: top left singular vectors of
+      :math:`[M_1 / \nu_1,\ M_2 / \nu_2]`, each matrix divided by the largest
+      singular value of its own noise floor, so both are measured in units of their
+      noise level.
 
     ``fit(X)`` is the unsupervised mode (y = x, a nonlinear PCA), ``fit(X, Y)`` the
     supervised one, and rows of ``Y`` that are entirely NaN mark unlabelled samples
@@ -202,13 +207,14 @@ class SteinLatent(
 
     Notes
     -----
-    When each order fails: first order is blind to links with E[grad f] = 0 (even
-    links such as cos or cosh about the centre); use ``order=2`` or ``"both"``.
-    Second order is blind to links whose Hessians cancel (linear links): its Stein
-    matrix is then pure noise, which ``fit`` detects and warns about. Unsupervised
-    first order with an *exact* score is the identity matrix (Stein's lemma:
-    E[s(x) x^T] = I), so it carries signal only through a smoothed score (kernel,
-    denoising, or a shrunk Gaussian); with an unsmoothed score ``fit`` raises
+    When each order fails: first order is blind to links with
+    :math:`\mathbb{E}[\nabla f] = 0` (even links such as cos or cosh about the
+    centre); use ``order=2`` or ``"both"``. Second order is blind to links whose
+    Hessians cancel (linear links): its Stein matrix is then pure noise, which ``fit``
+    detects and warns about. Unsupervised first order with an *exact* score is the
+    identity matrix (Stein's lemma: :math:`\mathbb{E}[s(x)\, x^\top] = I`), so it
+    carries signal only through a smoothed score (kernel, denoising, or a shrunk
+    Gaussian); with an unsmoothed score ``fit`` raises
     :class:`~steinlatent.exceptions.DegenerateSteinMatrixError` and points to
     ``order=2``.
 

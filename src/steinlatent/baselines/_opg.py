@@ -87,14 +87,15 @@ class _LocalLinearBase(SupervisedSubspaceMixin, BaseEstimator):
         return self
 
 
-_SHARED_PARAMETERS = """
+_SHARED_PARAMETERS = r"""
     Parameters
     ----------
     n_components : int, default=2
         Dimension r of the subspace.
     refine : bool, default=True
         Refined form ({refined}): repeat the estimate with the kernel in the current
-        r-dimensional projection B^T x until the subspace moves by less than ``tol``.
+        r-dimensional projection :math:`B^\top x` until the subspace moves by less than
+        ``tol``.
         False gives the plain form ({plain}).
     response_type : {{"auto", "continuous", "categorical"}}, default="auto"
         "categorical" one-hot encodes a 1-D Y of class labels; "auto" does so for
@@ -105,12 +106,12 @@ _SHARED_PARAMETERS = """
         when n <= n_anchors). Each pass costs O(n * n_anchors) kernel evaluations.
     bandwidth : "auto" or float, default="auto"
         Gaussian-kernel bandwidth in whitened coordinates (x is whitened by its sample
-        covariance, the projections B^T x likewise). "auto" applies, for every pass,
-        h = max(h_NR, h_eff): the normal-reference rule
-        h_NR = (4 / (d + 2))^(1/(d+4)) n^(-1/(d+4)) in the kernel's dimension d (p for
-        the first pass, r for refinement passes), raised if needed until a typical
-        anchor expects 4 (m + 1) neighbours for a local fit with m slopes
-        (:func:`steinlatent._refine.bandwidth_rule`).
+        covariance, the projections :math:`B^\top x` likewise). "auto" applies, for
+        every pass, :math:`h = \max(h_{{NR}}, h_{{eff}})`: the normal-reference rule
+        :math:`h_{{NR}} = (4 / (d + 2))^{{1/(d+4)}} n^{{-1/(d+4)}}` in the kernel's
+        dimension d (p for the first pass, r for refinement passes), raised if needed
+        until a typical anchor expects :math:`4 (m + 1)` neighbours for a local fit with
+        m slopes (:func:`steinlatent._refine.bandwidth_rule`).
     alpha : float, default=1e-3
         Ridge added to each local covariance (whitened units).
     max_iter : int, default=20
@@ -149,17 +150,19 @@ _SHARED_PARAMETERS = """
 
 class OPG(_LocalLinearBase):
     __doc__ = (
-        """Outer product of gradients (OPG), multi-response, with the refined form rOPG.
+        r"""Outer product of gradients (OPG), multi-response, with the refined form rOPG.
 
-    At each anchor x_j a local-linear fit of all standardised responses on the
-    whitened x, with Gaussian kernel weights, gives a matrix of slopes G_j (p x q);
-    the estimate is the top ``n_components`` eigenvectors of (1/A) sum_j G_j G_j^T
-    (Xia, Tong, Li & Zhu 2002). The first pass measures distances in all p
-    coordinates, which the curse of dimensionality makes coarse as p grows; rOPG
-    repeats the fit with distances measured in the current projection B^T x.
+    At each of A anchors :math:`x_j` a local-linear fit of all standardised responses
+    on the whitened x, with Gaussian kernel weights, gives a matrix of slopes
+    :math:`G_j` (p x q); the estimate is the top ``n_components`` eigenvectors of
+    :math:`\frac{1}{A} \sum_j G_j G_j^\top` (Xia, Tong, Li & Zhu 2002). The first pass
+    measures distances in all p coordinates, which the curse of dimensionality makes
+    coarse as p grows; rOPG repeats the fit with distances measured in the current
+    projection :math:`B^\top x`.
 
     Each pass is a sum over rows of per-anchor weighted Gram matrices
-    (:class:`steinlatent._refine.LocalLinearSums`): O(n A p^2) time, linear in n.
+    (:class:`steinlatent._refine.LocalLinearSums`): :math:`O(n A p (p + q))` time,
+    linear in n.
 """
         + _SHARED_PARAMETERS.format(
             refined="rOPG", plain="OPG", maxiter_extra=" (rOPG)"
@@ -194,20 +197,23 @@ class OPG(_LocalLinearBase):
 
 class MAVE(_LocalLinearBase):
     __doc__ = (
-        """Minimum average variance estimation (MAVE), multi-response, with rMAVE.
+        r"""Minimum average variance estimation (MAVE), multi-response, with rMAVE.
 
     MAVE minimises, over an orthonormal B (p x r) and local intercepts and slopes
-    (a_j, D_j), the kernel-weighted residual sum of squares
-    sum_j sum_i w_ij ||r_i - a_j - D_j^T B^T (x_i - x_j)||^2 over anchors j, by
-    alternating weighted least squares (Xia, Tong, Li & Zhu 2002): local-linear fits
+    :math:`(a_j, D_j)`, the kernel-weighted residual sum of squares over the anchors j
+
+    .. math:: \sum_j \sum_i w_{ij} \lVert r_i - a_j - D_j^\top B^\top (x_i - x_j) \rVert^2
+
+    by alternating weighted least squares (Xia, Tong, Li & Zhu 2002): local-linear fits
     given B, then B given the fits. It starts from the OPG estimate. Plain MAVE keeps
     the first pass's weights (kernel in all p coordinates) and alternates until B
-    stops moving; rMAVE recomputes the weights in B^T x at every alternation, with a
-    bandwidth for r dimensions, which is what makes it accurate for large p.
+    stops moving; rMAVE recomputes the weights in :math:`B^\top x` at every
+    alternation, with a bandwidth for r dimensions, which is what makes it accurate for
+    large p.
 
     An rMAVE pass needs only r-dimensional local fits and sums over rows of
-    r^2 x p^2 terms (:class:`steinlatent._refine.MaveStepSums`), so after the first
-    pass it is much cheaper than an OPG pass for large p.
+    :math:`r^2 p^2` terms (:class:`steinlatent._refine.MaveStepSums`), so after the
+    first pass it is much cheaper than an OPG pass for large p.
 """
         + _SHARED_PARAMETERS.format(
             refined="rMAVE",

@@ -162,7 +162,7 @@ def load_m1_patchseq(
     features : "default", "scala2021", "all" or list of str, default="default"
         ``"default"``: 16 features, the paper's count. The paper does not say which
         16; we take the 17 of Scala et al.'s reduced-rank regression (the 29 minus
-        twelve they judged redundant or mostly zero: afterdepolarization, AP and ISI
+        twelve they deemed redundant or mostly zero: afterdepolarization, AP and ISI
         Fano factors, latency at +20 pA, wildness, spike frequency adaptation, sag
         area, sag time, burstiness, the two *average* adaptation indices and rebound
         number of APs) and drop "Upstroke-to-downstroke ratio", nearly a copy of

@@ -321,10 +321,11 @@ def make_index_model(
 
     Notes
     -----
-    The first-order Stein estimator needs E[grad f_j] != 0 for enough responses;
-    the second-order one needs sum_j E[hess f_j] != 0, so it fails for
+    The first-order Stein estimator needs :math:`\\mathbb{E}[\\nabla f_j] \\ne 0` for
+    enough responses; the second-order one needs
+    :math:`\\sum_j \\mathbb{E}[\\nabla^2 f_j] \\ne 0`, so it fails for
     ``link="linear"`` (every Hessian vanishes). With ``"t"`` or ``"hyperbolic"`` x,
-    the (x-1)^5, cosh and exp responses are very heavy-tailed; the paper uses them
+    the :math:`(x-1)^5`, cosh and exp responses are very heavy-tailed; the paper uses them
     as they are, and so does this function.
 
     Examples

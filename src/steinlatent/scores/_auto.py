@@ -119,7 +119,7 @@ def select_score_model(
     of average-derivative estimation (Hardle & Stoker 1989). In a pilot on this project,
     a nonparanormal score fitted a lognormal-copula density 3x better than the Gaussian
     score, yet gave test R^2 0.18 against 0.53 on a real set of body girths. With
-    responses, the held-out prediction of y judges what is used.
+    responses, the held-out prediction of y decides what is used.
 
     Parameters
     ----------

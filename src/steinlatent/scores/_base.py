@@ -40,12 +40,13 @@ class ScoreModel(BaseEstimator, metaclass=ABCMeta):
 
     Notes
     -----
-    For a density p, s(x) = -grad log p(x) and
+    For a density p, :math:`s(x) = -\\nabla \\log p(x)` and
 
-    .. math:: T(x) = s(x) s(x)^T - \\nabla s(x) = \\nabla^2 p(x) / p(x).
+    .. math:: T(x) = s(x) s(x)^\\top - \\nabla s(x) = \\nabla^2 p(x) / p(x).
 
-    Stein's lemma gives E[y s(x)] = E[grad f] and E[y T(x)] = E[hess f] for
-    y = f(x) + noise, which is what the estimators in
+    Stein's lemma gives :math:`\\mathbb{E}[y\\, s(x)] = \\mathbb{E}[\\nabla f]` and
+    :math:`\\mathbb{E}[y\\, T(x)] = \\mathbb{E}[\\nabla^2 f]` for
+    :math:`y = f(x) + \\varepsilon`, which is what the estimators in
     :class:`steinlatent.SteinLatent` use.
     """
 

@@ -197,19 +197,24 @@ class DenoisingScore(ScoreModel):
 
     Notes
     -----
-    ``second_order_sum(X, w)`` returns S^T diag(w) S - sym(sum_i w_i grad s(x_i)),
-    sym(A) = (A + A^T) / 2. The weighted Jacobian sum is the Jacobian, at v = 0, of
-    v -> sum_i w_i s(x_i + v), computed by one reverse-mode pass per output
-    coordinate over a batch of rows, so no per-sample p x p matrix is stored. The
+    ``second_order_sum(X, w)`` returns
+    :math:`S^\\top \\operatorname{diag}(w) S - \\operatorname{sym}(\\sum_i w_i \\nabla s(x_i))`,
+    :math:`\\operatorname{sym}(A) = (A + A^\\top) / 2`. The weighted Jacobian sum is the
+    Jacobian, at v = 0, of :math:`v \\mapsto \\sum_i w_i\\, s(x_i + v)`, computed by one
+    reverse-mode pass per output coordinate over a batch of rows, so no per-sample
+    p x p matrix is stored. The
     symmetrisation is needed because a denoising network is not constrained to be a
     gradient field: its Jacobian is only approximately symmetric, whereas the true
-    T = hess p / p is symmetric; the symmetric part is the nearest symmetric matrix
+    :math:`T = \\nabla^2 p / p` is symmetric; the symmetric part is the nearest symmetric
+    matrix
     (Frobenius norm). ``score_jacobian`` returns the raw, unsymmetrised Jacobian.
 
-    ``divergence`` (hence ``score``) uses Hutchinson's estimator, tr J = E[v^T J v] with
+    ``divergence`` (hence ``score``) uses Hutchinson's estimator,
+    :math:`\\operatorname{tr} J = \\mathbb{E}[v^\\top J v]`, with
     ``n_probes`` Rademacher vectors v per row (one reverse-mode pass each, seeded from
     the fit, so repeated calls agree); ``n_probes=None`` gives the exact trace.
-    ``score(X)`` is minus the Hyvarinen objective mean[|s|^2 / 2 - tr grad s] of s_sigma
+    ``score(X)`` is minus the Hyvarinen objective, the mean of
+    :math:`\\lVert s \\rVert^2 / 2 - \\operatorname{tr} \\nabla s` for :math:`s_\\sigma`
     on the rows of X: higher is better.
 
     Cost: ``jacobian`` and ``second_order_sum`` need n_features backward passes per

@@ -247,12 +247,13 @@ class HyperbolicScore(EllipticalScore):
 
     Notes
     -----
-    chi and psi are searched within [e^-25, e^25]. The limit sqrt(chi psi) -> infinity
-    (with E[W] fixed) is Gaussian, and the fit warns beyond 1e6; for chi -> 0 the density
-    has a cusp at mu, where the score is discontinuous, and the fit warns too. A singular
+    :math:`\\chi` and :math:`\\psi` are searched within :math:`[e^{-25}, e^{25}]`. The
+    limit :math:`\\sqrt{\\chi \\psi} \\to \\infty` (with :math:`\\mathbb{E}[W]` fixed) is
+    Gaussian, and the fit warns beyond 1e6; for :math:`\\chi \\to 0` the density has a
+    cusp at :math:`\\mu`, where the score is discontinuous, and the fit warns too. A singular
     sample covariance (n <= p, collinear features) is reported once; the fit then lives
     on the span of the data (pseudo-inverse, log pseudo-determinant), but the density
-    keeps lambda = (p + 1)/2 for the full p.
+    keeps :math:`\\lambda = (p + 1)/2` for the full p.
 
     References
     ----------

@@ -116,9 +116,10 @@ class KDEScore(ScoreModel):
     automatic bandwidth costs about 25 evaluations of the held-out objective, each
     O(m^2 p) (the distances of each row block are computed once for the whole grid).
 
-    The Hyvarinen objective of the KDE score tends to +infinity as sigma -> 0 (the
-    |s|^2 term grows like d_nn^2 / sigma^4) and to 0 from below as sigma -> infinity,
-    so it has an interior minimum.
+    The Hyvarinen objective of the KDE score tends to :math:`+\\infty` as
+    :math:`\\sigma \\to 0` (the :math:`\\lVert s \\rVert^2` term grows like
+    :math:`d_{nn}^2 / \\sigma^4`) and to 0 from below as :math:`\\sigma \\to \\infty`, so
+    it has an interior minimum.
 
     References
     ----------

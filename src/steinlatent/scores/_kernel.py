@@ -206,9 +206,11 @@ default="curl_free_imq"
     Notes
     -----
     Hyper-parameters are chosen by minimising the held-out Hyvarinen score-matching
-    objective J(g) = mean[ |g(x)|^2 / 2 + tr grad g(x) ] (= E|g - grad log p|^2 / 2 plus
-    a constant), with the analytic trace. The search runs in single precision for the
-    nu-method (the ranking of candidates is all it needs); the final fit is in double.
+    objective, the mean over held-out rows of
+    :math:`J(g) = \\lVert g(x) \\rVert^2 / 2 + \\operatorname{tr} \\nabla g(x)`
+    (:math:`= \\mathbb{E} \\lVert g - \\nabla \\log p \\rVert^2 / 2` plus a constant), with
+    the analytic trace. The search runs in single precision for the nu-method (the
+    ranking of candidates is all it needs); the final fit is in double.
 
     Costs (M centres, d features, N query points): exact form, one product O(M^2 d) time;
     landmark form, one CG step O(n m d); memory the cached fields (bounded by

@@ -2,8 +2,8 @@
 
 A side study of the MNIST rerun (``docs/reproduction.md``): the study's own KDE
 bandwidth is the held-out score-matching choice, which in 784 dimensions is tiny (about
-d_nn / sqrt(p)); this sweep reads the same encoder at larger bandwidths, as in the pilot
-of issue 15. Same repetitions (seeds), training subsets and linear decoder as the study.
+d_nn / sqrt(p)); this sweep reads the same encoder at larger bandwidths, as an earlier
+pilot did. Same repetitions (seeds), training subsets and linear decoder as the study.
 
 Run from the repository root (one thread, a few minutes per repetition)::
 

@@ -15,7 +15,7 @@ arrays' bytes.
 
 Run::
 
-    python benchmarks/bench_core.py            # the issue's sizes, 1 BLAS thread
+    python benchmarks/bench_core.py            # n = 2e5, p = 200, q = 20, 1 BLAS thread
     python benchmarks/bench_core.py --n 20000  # a quick look
     python benchmarks/bench_core.py --pooling  # adds stacked rows without the floor, "both"
 """

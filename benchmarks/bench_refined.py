@@ -1,6 +1,6 @@
 """Fit times of the local-linear estimators, each beside rOPG's, and where the time goes.
 
-``RefinedSteinLatent(3, score_model="t")``, ``OPG(3)`` (rOPG, its default form) and
+``RefinedSteinLatent(3)`` (its defaults), ``OPG(3)`` (rOPG, its default form) and
 ``MAVE(3)`` (rMAVE), all with ``random_state=0``, on the paper's multiple-index model with
 multivariate t features and the "pairs" link (``make_index_model(n, 30, 20, 3,
 x_dist="t", link="pairs")``), at each n, in one process. For each fit: the wall time,
@@ -113,8 +113,8 @@ def estimators():
     return {
         "OPG(3) (rOPG)": lambda: OPG(3, random_state=0),
         "MAVE(3) (rMAVE)": lambda: MAVE(3, random_state=0),
-        'RefinedSteinLatent(3, score_model="t")': lambda: RefinedSteinLatent(
-            3, score_model="t", random_state=0),
+        "RefinedSteinLatent(3)": lambda: RefinedSteinLatent(
+            3, random_state=0),
     }
 
 

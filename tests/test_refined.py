@@ -179,3 +179,45 @@ def test_univariate_y_whose_spread_moves():
     assert subspace_distance(est.candidates_["stein"]["components"].T, B) > 0.5
     assert est.selected_ == "plain_stein"
     assert subspace_distance(est.components_.T, B) < 0.1
+
+
+def test_candidates_compared_on_a_sample_then_refined_on_all_rows():
+    X, Y, B = make_index_model(4000, 10, 6, 2, x_dist="t", link="pairs", random_state=3)
+    full = RefinedSteinLatent(2, random_state=0, selection_rows=None).fit(X, Y)
+    sampled = RefinedSteinLatent(2, random_state=0, selection_rows=1000).fit(X, Y)
+    assert full.selection_rows_ == 4000 and sampled.selection_rows_ == 1000
+    assert sampled.selected_ == full.selected_
+    # The kept candidate refined on all rows lands where the fit on all rows does,
+    # closer to B than its estimate on the sample.
+    on_sample = sampled.candidates_[sampled.selected_]["components"]
+    assert subspace_distance(sampled.components_.T, full.components_.T) < 0.01
+    assert (subspace_distance(sampled.components_.T, B)
+            < subspace_distance(on_sample.T, B))
+    # Fewer rows than selection_rows: every row, as with None.
+    small = RefinedSteinLatent(2, random_state=0, selection_rows=5000).fit(X, Y)
+    assert small.selection_rows_ == 4000
+    assert subspace_distance(small.components_.T, full.components_.T) < 1e-10
+
+
+@pytest.mark.parametrize(("chosen", "p"), [("ropg", 8), ("ropg", 25), ("linear", 8),
+                                          ("mave", 8)])
+def test_each_kind_of_candidate_is_refined_on_all_rows(chosen, p):
+    # rOPG above 20 features estimates its slopes in a span of 20 directions.
+    X, Y, B = make_index_model(3000, p, 6, 2, x_dist="t", link="pairs", random_state=1)
+    # rOPG's span of 20 slopes is fixed on the sample: it needs a sample large enough
+    # for OPG's first pass in 25 coordinates.
+    m = 1500 if p > 20 else 800
+    est = RefinedSteinLatent(2, random_state=0, candidates=(chosen,),
+                             selection_rows=m).fit(X, Y)
+    assert est.selected_ == chosen and est.selection_rows_ == m
+    full = RefinedSteinLatent(2, random_state=0, candidates=(chosen,),
+                              selection_rows=None).fit(X, Y)
+    # As accurate as the fit on all rows.
+    assert (subspace_distance(est.components_.T, B)
+            < subspace_distance(full.components_.T, B) + 0.01)
+
+
+def test_selection_rows_is_validated():
+    X, Y, _ = make_index_model(500, 5, 3, 2, random_state=0)
+    with pytest.raises(ValueError, match="selection_rows"):
+        RefinedSteinLatent(2, selection_rows=10).fit(X, Y)

@@ -25,7 +25,9 @@ ESTIMATORS = {
         2, n_start="auto", method="mave",
         candidates=("stein", "mave", "ropg_mave", "ropg", "linear"),
         score_model="gaussian", response_type="auto", n_anchors=150, bandwidth="auto",
-        alpha=1e-3, max_iter=20, tol=1e-3, **kw),
+        alpha=1e-3, max_iter=20, tol=1e-3, selection_rows=20_000, **kw),
+    # Candidates compared on a sample of the rows, the kept one refined on all of them.
+    "refined_sampled": lambda **kw: RefinedSteinLatent(2, selection_rows=300, **kw),
 }
 
 
@@ -67,7 +69,8 @@ def _same(a, b, *, atol=1e-8):
 
 CASES = [(name, "continuous") for name in ESTIMATORS] + [
     ("opg", "labels"), ("mave", "strings"), ("refined", "labels"), ("refined", "strings"),
-    ("refined", "semi"), ("refined", "univariate")]
+    ("refined", "semi"), ("refined", "univariate"), ("refined_sampled", "labels"),
+    ("refined_sampled", "semi"), ("refined_sampled", "univariate")]
 
 
 @pytest.mark.parametrize(("name", "kind"), CASES)
@@ -84,7 +87,7 @@ def test_dask_equals_numpy(name, kind):
     np.testing.assert_allclose(Z.compute(), eager.transform(X), atol=1e-6)
 
 
-@pytest.mark.parametrize("name", ["opg", "refined"])
+@pytest.mark.parametrize("name", ["opg", "refined", "refined_sampled"])
 def test_memmap_and_zarr_equal_numpy(name, tmp_path):
     X, Y, _ = _data("continuous")
     make = ESTIMATORS[name]

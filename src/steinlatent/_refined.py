@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from numbers import Integral
 
 import numpy as np
 from sklearn.base import BaseEstimator
+from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._estimator import SteinLatent
@@ -23,6 +25,7 @@ from ._refine import (
     refine_in_span,
     to_feature_space,
 )
+from ._refine._rows import ArrayRows
 from ._responses import n_slices, slice_edges
 from ._subspace import LOCAL_FIT_CONSTRAINTS, LocalFit, SupervisedSubspaceMixin, local_rows
 from .metrics import subspace_distance
@@ -85,6 +88,11 @@ class RefinedSteinLatent(SupervisedSubspaceMixin, BaseEstimator):
     tie. ``candidates_`` holds every candidate and
     its criterion, ``selected_`` the one kept.
 
+    On more than ``selection_rows`` labelled rows the candidates are fitted and compared
+    on a random sample of that many rows, and only the kept one is refined on all rows,
+    from its estimate on the sample, by passes of its own kind: the choice needs far
+    fewer rows than the last digits of the estimate.
+
     Every pass is a sum over rows (:mod:`steinlatent._refine`), linear in n for a fixed
     number of anchors; X may be a numpy array, an ``np.memmap`` (read block by block)
     or a Dask array (each pass one ``dask.compute``; the start is a Dask fit of
@@ -110,6 +118,10 @@ class RefinedSteinLatent(SupervisedSubspaceMixin, BaseEstimator):
         "hyperbolic", "kernel", ...).
     response_type : {"auto", "continuous", "categorical"}, default="auto"
         As in :class:`SteinLatent`.
+    selection_rows : int or None, default=20000
+        Most labelled rows on which the candidates are fitted and compared (a random
+        sample when there are more; the kept candidate is then refined on all rows).
+        None: all rows.
     n_anchors : int, default=400
         Anchor points of the local fits (random rows; all rows if fewer).
     bandwidth : "auto", "cv" or float, default="auto"
@@ -132,12 +144,15 @@ class RefinedSteinLatent(SupervisedSubspaceMixin, BaseEstimator):
         Orthonormal rows spanning the estimate (the selected candidate).
     selected_ : str
         The candidate kept.
+    selection_rows_ : int
+        Labelled rows on which the candidates were fitted and compared.
     candidates_ : dict
         For each candidate computed: ``components`` (n_components, n_features_in_),
         ``loss`` (mean leave-one-out absolute error at the anchors, summed over the
         standardised responses), ``excess`` and ``se`` (mean paired difference to the
         best candidate and its standard error), ``bandwidth_factor`` (multiple of the
-        bandwidth rule at which its loss is smallest), ``n_iter`` (refinement passes).
+        bandwidth rule at which its loss is smallest), ``n_iter`` (refinement passes);
+        fitted on ``selection_rows_`` rows.
     stein_components_ : ndarray of shape (n_components, n_features_in_)
         The plain Stein estimate (the leading ``n_components`` Stein directions).
     start_components_ : ndarray of shape (n_start_, n_features_in_)
@@ -216,6 +231,7 @@ class RefinedSteinLatent(SupervisedSubspaceMixin, BaseEstimator):
         "method": [StrOptions({"mave", "opg"})],
         "candidates": [StrOptions({"auto"}), tuple, list],
         "score_model": "no_validation",  # SteinLatent checks it
+        "selection_rows": [Interval(Integral, 100, None, closed="left"), None],
         **LOCAL_FIT_CONSTRAINTS,
     }
 
@@ -228,6 +244,7 @@ class RefinedSteinLatent(SupervisedSubspaceMixin, BaseEstimator):
         candidates="auto",
         score_model="gaussian",
         response_type="auto",
+        selection_rows=20_000,
         n_anchors=400,
         bandwidth="auto",
         alpha=1e-3,
@@ -241,6 +258,7 @@ class RefinedSteinLatent(SupervisedSubspaceMixin, BaseEstimator):
         self.candidates = candidates
         self.score_model = score_model
         self.response_type = response_type
+        self.selection_rows = selection_rows
         self.n_anchors = n_anchors
         self.bandwidth = bandwidth
         self.alpha = alpha
@@ -280,19 +298,23 @@ class RefinedSteinLatent(SupervisedSubspaceMixin, BaseEstimator):
                             score_model=self.score_model).fit(X, Y)
         if q < r:  # the least-squares span has fewer than n_components directions
             names = tuple(k for k in names if k != "linear") or ("stein",)
-        results = self._fit_candidates(problem, stein, names)
-        judge = problem
-        if data.y_values is not None and len(results) > 1:
+        sample, sample_problem = self._selection_sample(data, problem, params)
+        spans: dict = {}  # the span of the rOPG candidate's slopes, when restricted
+        results = self._fit_candidates(sample_problem, stein, names, spans)
+        judge = sample_problem
+        if sample.y_values is not None and len(results) > 1:
             # One continuous y: the candidates are also judged on how well they predict
             # its slices (its distribution, not only its mean), and the plain Stein
             # estimate (sliced y: the central subspace) joins them.
-            judge = self._sliced_problem(data, params)
+            judge = self._sliced_problem(sample, params)
             basis = stein.components_[:r].T
             results["plain_stein"] = RefineResult(basis, basis, 0, True, [], [],
-                                                  problem.anchor_index,
-                                                  problem.whitened(basis))
+                                                  sample_problem.anchor_index,
+                                                  sample_problem.whitened(basis))
         chosen, table = self._choose(judge, results)
         res = results[chosen]
+        if sample_problem is not problem:
+            res = self._refine_on_all_rows(problem, chosen, results, spans)
         candidates = {
             name: {"components": results[name].basis.T.copy(), **table.get(name, {}),
                    "n_iter": results[name].n_iter}
@@ -305,6 +327,7 @@ class RefinedSteinLatent(SupervisedSubspaceMixin, BaseEstimator):
             "stein_components_": stein.components_[:r].copy(),
             "candidates_": candidates,
             "selected_": chosen,
+            "selection_rows_": sample.rows.n_samples,
         }))
         return self
 
@@ -340,7 +363,7 @@ class RefinedSteinLatent(SupervisedSubspaceMixin, BaseEstimator):
             raise ValueError(f"n_start={k0} must lie in [n_components={r}, n_features={p}].")
         return k0, (1 if k0 <= limit else "both")
 
-    def _fit_candidates(self, problem, stein, names) -> dict:
+    def _fit_candidates(self, problem, stein, names, spans) -> dict:
         r = self.n_components
         run = {"max_iter": self.max_iter, "tol": self.tol}
         results = {}
@@ -358,7 +381,7 @@ class RefinedSteinLatent(SupervisedSubspaceMixin, BaseEstimator):
                 results["mave"] = refine_from(problem, K_first[:, :r], method="mave",
                                               bandwidths=list(first), near=same, **run)
             if "ropg" in names or "ropg_mave" in names:
-                ropg = self._ropg(problem, K_first, results, run)
+                ropg = self._ropg(problem, K_first, results, run, spans)
                 if "ropg_mave" in names:
                     # rMAVE from rOPG's estimate: where OPG's first pass and the Stein
                     # start both lead rMAVE astray, rOPG's estimate is a better start.
@@ -375,6 +398,43 @@ class RefinedSteinLatent(SupervisedSubspaceMixin, BaseEstimator):
                                              problem.anchor_index, K)
         return results
 
+    def _selection_sample(self, data, problem, params):
+        """(data, problem) on which the candidates are fitted and compared: all labelled
+        rows, or a random sample of ``selection_rows`` of them held in memory."""
+        n, m = data.rows.n_samples, self.selection_rows
+        if m is None or n <= m:
+            return data, problem
+        # A stream of its own, so that the sample does not repeat the anchors' draw.
+        rng = np.random.default_rng(check_random_state(self.random_state).randint(2**31))
+        x, labels = data.rows.take(np.sort(rng.choice(n, size=m, replace=False)))
+        sample = replace(data, rows=ArrayRows(x, labels),
+                         y_values=None if data.y_values is None else labels[:, 0].copy())
+        return sample, prepare(sample.rows, n_anchors=params["n_anchors"],
+                               random_state=params["random_state"],
+                               bandwidth=params["bandwidth"], alpha=params["alpha"])
+
+    def _refine_on_all_rows(self, problem, chosen, results, spans):
+        """The kept candidate on all rows: passes of its own kind from its estimate on
+        the sample (the linear and plain Stein candidates are computed directly)."""
+        r = self.n_components
+        run = {"max_iter": self.max_iter, "tol": self.tol}
+        basis = results[chosen].basis
+        if chosen == "plain_stein":
+            return RefineResult(basis, basis, 0, True, [], [], problem.anchor_index,
+                                problem.whitened(basis))
+        if chosen == "linear":
+            K = np.linalg.svd(problem.linear_fit(), full_matrices=False)[0][:, :r]
+            basis = to_feature_space(problem.W, K)
+            return RefineResult(basis, basis, 0, True, [], [], problem.anchor_index, K)
+        K = problem.whitened(basis)
+        if chosen == "ropg":
+            if problem.n_coords <= ROPG_SLOPES:
+                return refine_from(problem, K, method="opg", **run)
+            # The slopes in the span they had on the sample.
+            return refine_in_span(problem, spans["ropg"], n_components=r, **run)
+        method = self.method if chosen == "stein" else "mave"
+        return refine_from(problem, K, method=method, **run)
+
     def _sliced_problem(self, data, params):
         """The problem of the criterion for one continuous y: y beside its H quantile
         slices, the slices weighted 1 / sqrt(H) so that together they count as y does."""
@@ -386,7 +446,7 @@ class RefinedSteinLatent(SupervisedSubspaceMixin, BaseEstimator):
                        random_state=params["random_state"], bandwidth=params["bandwidth"],
                        alpha=params["alpha"], expand=expand, weights=weights)
 
-    def _ropg(self, problem, K_first, results, run):
+    def _ropg(self, problem, K_first, results, run, spans):
         """rOPG passes with their local slopes in at most ``ROPG_SLOPES`` coordinates.
 
         All p when p <= ROPG_SLOPES (the rOPG of :class:`~steinlatent.baselines.OPG`);
@@ -396,11 +456,13 @@ class RefinedSteinLatent(SupervisedSubspaceMixin, BaseEstimator):
         r = self.n_components
         if problem.n_coords <= ROPG_SLOPES:
             return refine_from(problem, K_first[:, :r], method="opg", **run)
-        found = np.hstack([res.K for res in results.values()])
-        span = np.hstack([found, K_first[:, : max(ROPG_SLOPES - found.shape[1], r)]])
+        found = [res.K for res in results.values()]  # none when rOPG is the only one
+        n_found = sum(K.shape[1] for K in found)
+        span = np.hstack([*found, K_first[:, : max(ROPG_SLOPES - n_found, r)]])
         U, s, _ = np.linalg.svd(span, full_matrices=False)
         span = U[:, s > 1e-8 * s[0]]
-        return refine_in_span(problem, problem.W @ span, n_components=r, **run)
+        spans["ropg"] = problem.W @ span
+        return refine_in_span(problem, spans["ropg"], n_components=r, **run)
 
     def _choose(self, problem, results) -> tuple[str, dict]:
         """The candidate kept, and each candidate's criterion (see the class docstring)."""

@@ -63,7 +63,8 @@ def pass_timer():
     original_plan = _kernel.GaussianKernel.plan
 
     def reduce(self, acc):
-        current.append(_pass_kind(acc))
+        # A pass over the sample on which the candidates are compared is its own kind.
+        current.append((_pass_kind(acc), self.n_samples))
         t0 = time.perf_counter()
         try:
             return original(self, acc)
@@ -147,10 +148,11 @@ def run(n: int, p: int, q: int, seed: int, exact: bool) -> tuple[list, list]:
                 ref = estimators()[name]().fit(X, Y)
             row.append(f"{subspace_distance(est.components_.T, ref.components_.T):.1e}")
         rows.append(row + [extra])
-        for kind, (count, t, pairs, total) in sorted(log.items(), key=lambda kv: -kv[1][1]):
+        for (kind, m), (count, t, pairs, total) in sorted(log.items(),
+                                                          key=lambda kv: -kv[1][1]):
             share = f"{pairs / total:.2f}" if total else "1"
-            pass_rows.append([f"{n:.0e}".replace("+0", ""), name, kind, str(count),
-                              f"{t:.2f}", f"{t / count:.3f}", f"{t / count / n * 1e6:.2f}",
+            pass_rows.append([f"{n:.0e}".replace("+0", ""), name, kind, str(m), str(count),
+                              f"{t:.2f}", f"{t / count:.3f}", f"{t / count / m * 1e6:.2f}",
                               share])
     return rows, pass_rows
 
@@ -194,7 +196,7 @@ def main(argv=None) -> None:
         header.append("distance to exact-kernel fit")
     print(table(header + ["candidates"], rows))
     print()
-    print(table(["n", "estimator", "pass", "count", "total (s)", "per pass (s)",
+    print(table(["n", "estimator", "pass", "rows", "count", "total (s)", "per pass (s)",
                  "per pass per row (us)", "kernel pairs computed"], pass_rows))
 
 

@@ -8,7 +8,9 @@ data:
 * ``fit``          in memory (numpy array);
 * ``partial_fit``  in chunks of ``--chunk`` rows read from a zarr store on disk;
 * ``dask``         ``fit`` on ``da.from_zarr`` on a LocalCluster of 2 worker processes
-                   (1 thread each), memory limit ``--worker-memory`` per worker;
+                   (1 thread each), memory limit ``--worker-memory`` per worker, and
+                   ``fit`` on ``da.from_array`` of the in-memory array with Dask's
+                   default threaded scheduler;
 * scikit-learn ``IncrementalPCA`` (partial_fit in the same chunks) and ``PCA``.
   dask-ml is reported only if it is already importable (it is not installed here).
 
@@ -163,6 +165,20 @@ class RowBench:
 
                 self.add(n, "partial_fit (chunks of the in-memory array)", order,
                          best(views, reps), fl)
+            if self.client is not None:
+                # Dask's default scheduler (threads) on the same array in chunks.
+                import dask
+                import dask.array as da
+
+                Xa = da.from_array(X, chunks=(chunk, p))
+                Ya = da.from_array(Y, chunks=(chunk, q))
+                with dask.config.set(scheduler="threads"):
+                    for order in self.orders:
+                        t = best(lambda order=order: SteinLatent(
+                            k, order=order, pooling="mean", random_state=0,
+                            score_model=args.score).fit(Xa, Ya), reps)
+                        self.add(n, "dask fit (threaded scheduler, in-memory chunks)", order,
+                                 t, fl)
             del X, Y
 
         # ---- streaming from disk
@@ -225,7 +241,8 @@ class RowBench:
         for order in self.orders:
             base = self.res.get(("fit (in memory)", order))
             for name in ("partial_fit (chunks of the in-memory array)",
-                         "partial_fit (chunks from disk)", "dask fit (2 workers)"):
+                         "partial_fit (chunks from disk)", "dask fit (2 workers)",
+                         "dask fit (threaded scheduler, in-memory chunks)"):
                 if base is not None and (name, order) in self.res:
                     print(f"#   n={n} order {order}: {name} / in-memory fit = "
                           f"{self.res[(name, order)] / base:.2f}", flush=True)

@@ -272,3 +272,25 @@ def test_out_of_core_larger_than_worker_memory(tmp_path):
     from steinlatent.metrics import subspace_distance
 
     assert subspace_distance(est.components_.T, B) < 0.05
+
+
+def _blas_threads():
+    from threadpoolctl import threadpool_info
+
+    return max([lib["num_threads"] for lib in threadpool_info()
+                if lib["user_api"] == "blas"] or [1])
+
+
+@pytest.mark.parametrize("scheduler", ["threads", "sync"])
+def test_blocks_run_blas_at_one_thread_under_the_threaded_scheduler(scheduler):
+    from threadpoolctl import threadpool_limits
+
+    from steinlatent.dask import compute_blocks
+
+    task = dask.delayed(_blas_threads, pure=False)
+    with threadpool_limits(2, user_api="blas"), dask.config.set(scheduler=scheduler):
+        (inside,) = compute_blocks(dask, task())
+        after = _blas_threads()
+    # The threaded scheduler already runs a block per core; "sync" runs one at a time.
+    assert inside == (1 if scheduler == "threads" else 2)
+    assert after == 2

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from typing import Any
 
@@ -141,3 +142,12 @@ def chunk_rows(n_columns: int, *, itemsize: int = 8, max_n_rows: int | None = No
     mib = block_bytes() / 2**20
     return int(get_chunk_n_rows(row_bytes=itemsize * max(1, n_columns),
                                 max_n_rows=max_n_rows, working_memory=mib))
+
+
+@functools.cache
+def blas_controller():
+    """threadpoolctl's controller of the loaded BLAS libraries (built once: building it
+    inspects every library)."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController().select(user_api="blas")

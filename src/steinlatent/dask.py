@@ -23,6 +23,7 @@ Requires the ``dask`` extra: ``pip install "steinlatent[dask]"``.
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -122,6 +123,29 @@ def _merge(*parts):
     for part in parts[1:]:
         total.merge(part)
     return total
+
+
+def compute_blocks(dask, *graphs):
+    """``dask.compute(*graphs)``, with BLAS at one thread while the threaded scheduler
+    runs the blocks.
+
+    The threaded scheduler (the default for Dask arrays) runs one block per core; BLAS
+    threads inside each block on top of that oversubscribe the cores. Measured on the
+    Gaussian first-order fit at n = 200 000, p = 200 on 2 cores: 2.1 times the in-memory
+    fit with BLAS at 2 threads per block, 0.75 times at one. Other schedulers (a
+    distributed cluster, whose workers set their own threads; "sync") are left as they
+    are.
+    """
+    import dask.threaded
+    from dask.base import get_scheduler
+
+    from ._utils import blas_controller
+
+    if (get_scheduler(collections=list(graphs)) is not dask.threaded.get
+            or threading.current_thread() is not threading.main_thread()):
+        return dask.compute(*graphs)
+    with blas_controller().limit(limits=1):
+        return dask.compute(*graphs)
 
 
 def merge_tree(dask, parts):
@@ -244,7 +268,7 @@ def _fit_result(estimator: SteinLatent, X, Y) -> FitResult:
         block(xb, yb, first, template, off, i)
         for i, (xb, yb, off) in enumerate(zip(xblocks, yblocks, offsets, strict=True))
     ]
-    acc, (scale, *_) = dask.compute(merge_tree(dask, parts), first)
+    acc, (scale, *_) = compute_blocks(dask, merge_tree(dask, parts), first)
     try:
         return session.take(acc, scale=scale, n_chunks=len(xblocks)).finish()
     except NotEnoughData as exc:

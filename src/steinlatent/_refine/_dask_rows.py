@@ -89,7 +89,7 @@ class DaskRows:
         """One ``dask.compute``: an accumulator per block, merged in a tree."""
         import dask
 
-        from ..dask import merge_tree
+        from ..dask import compute_blocks, merge_tree
 
         xblocks = self.X.to_delayed().ravel().tolist()
         lblocks = self.L.to_delayed().ravel().tolist()
@@ -98,7 +98,7 @@ class DaskRows:
         template = dask.delayed(acc, pure=True)
         parts = [block(template, xb, lb, self.shift, self.scale, self.response_map)
                  for xb, lb in zip(xblocks, lblocks, strict=True)]
-        (total,) = dask.compute(merge_tree(dask, parts))
+        (total,) = compute_blocks(dask, merge_tree(dask, parts))
         return total
 
     def take(self, index) -> tuple[np.ndarray, np.ndarray]:

@@ -47,13 +47,14 @@ single-threaded time (measured: 6-10x with two OpenBLAS threads on two busy core
 from __future__ import annotations
 
 import contextlib
-import functools
 import math
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
+
+from .._utils import blas_controller
 
 __all__ = ["DENSE_FRACTION", "MAX_TILED_DIM", "PRUNE_WIDTH", "TILE_ROWS", "TRUNCATION",
            "WEIGHT_CUT", "GaussianKernel", "Plan", "Tiles", "map_runs", "pass_threads", "runs",
@@ -262,7 +263,7 @@ def pass_threads():
     if threading.current_thread() is not threading.main_thread():
         yield 1
         return
-    blas = _controller().select(user_api="blas")
+    blas = blas_controller()
     threads = max([lib["num_threads"] for lib in blas.info()] or [1])
     with blas.limit(limits=1):
         yield threads
@@ -281,13 +282,6 @@ def map_runs(work, run_list: list, threads: int) -> list:
     groups = [run_list[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
     with ThreadPoolExecutor(n) as pool:
         return list(pool.map(work, groups))
-
-
-@functools.cache
-def _controller():
-    from threadpoolctl import ThreadpoolController
-
-    return ThreadpoolController()
 
 
 def _morton_order(U: np.ndarray) -> np.ndarray:

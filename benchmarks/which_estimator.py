@@ -318,7 +318,7 @@ def zoo_figure(zrows, methods, out_png: Path) -> Path:
     ratio = med / np.maximum(best, 1e-3)[:, None]
     gt = {(r["condition"], r["method"]): r for r in group_table(zrows, methods)}
 
-    fig = plt.figure(figsize=(3.4 + 0.85 * len(methods), 2.8 + 0.23 * len(rows)))
+    fig = plt.figure(figsize=(3.4 + 0.85 * len(methods), 3.6 + 0.23 * len(rows)))
     grid = fig.add_gridspec(2, 2, height_ratios=[len(rows), 6], width_ratios=[30, 1],
                             hspace=0.04, wspace=0.03)
     ax = fig.add_subplot(grid[0, 0])
@@ -335,16 +335,19 @@ def zoo_figure(zrows, methods, out_png: Path) -> Path:
     labels = [f"{k[0]}  n={k[1]} p={k[2]}" + (" *" if held[k] else "")
               if k is not None else "" for k in rows]
     ax.set_yticks(range(len(rows)), labels, fontsize=7)
-    ax.set_xticks([])
+    # Method names over the columns, so the map reads without the bars below.
+    ax.xaxis.tick_top()
+    ax.set_xticks(range(len(methods)), [ZOO_METHODS.get(m, m) for m in methods],
+                  rotation=30, ha="left", fontsize=7)
     for i, k in enumerate(rows):
         if k is None:  # the question's name, over the row labels and the map
             if i:
                 ax.axhline(i - 0.5, color="black", lw=0.8)
             ax.text(-0.5, i, f"  {group[rows[i + 1]]}", ha="left", va="center", fontsize=8,
                     fontweight="bold")
-    ax.set_title("Design zoo: median subspace distance to the true span(B) (text; lower is "
+    fig.suptitle("Design zoo: median subspace distance to the true span(B) (text; lower is "
                  "better)\ncolour: median / the cell's best median; box: best or tied; "
-                 "* held-out design", fontsize=9)
+                 "* held-out design", fontsize=9, y=0.995)
     cb = fig.colorbar(im, cax=fig.add_subplot(grid[0, 1]))
     cb.set_label("median / best (clipped at 10)", fontsize=8)
     cb.ax.tick_params(labelsize=7)
@@ -373,7 +376,7 @@ def zoo_figure(zrows, methods, out_png: Path) -> Path:
     bx.set_ylabel("share over all cells", fontsize=8)
     bx.tick_params(axis="y", labelsize=7)
     bx.legend(fontsize=7, loc="upper center", ncol=2, frameon=False)
-    fig.subplots_adjust(left=0.2, right=0.92, top=0.95, bottom=0.12)
+    fig.subplots_adjust(left=0.2, right=0.92, top=0.88, bottom=0.12)
     fig.savefig(out_png, dpi=120)
     plt.close(fig)
     return out_png

@@ -88,10 +88,10 @@ class RefinedSteinLatent(SupervisedSubspaceMixin, BaseEstimator):
     tie. ``candidates_`` holds every candidate and
     its criterion, ``selected_`` the one kept.
 
-    On more than ``selection_rows`` labelled rows the candidates are fitted and compared
-    on a random sample of that many rows, and only the kept one is refined on all rows,
-    from its estimate on the sample, by passes of its own kind: the choice needs far
-    fewer rows than the last digits of the estimate.
+    On more than ``selection_rows`` labelled rows the candidates are fitted on a random
+    sample of that many rows and compared on all rows, and only the kept one is refined
+    on all rows, from its estimate on the sample, by passes of its own kind: telling the
+    candidates apart needs far fewer passes than refining each of them.
 
     Every pass is a sum over rows (:mod:`steinlatent._refine`), linear in n for a fixed
     number of anchors; X may be a numpy array, an ``np.memmap`` (read block by block)
@@ -119,9 +119,9 @@ class RefinedSteinLatent(SupervisedSubspaceMixin, BaseEstimator):
     response_type : {"auto", "continuous", "categorical"}, default="auto"
         As in :class:`SteinLatent`.
     selection_rows : int or None, default=20000
-        Most labelled rows on which the candidates are fitted and compared (a random
-        sample when there are more; the kept candidate is then refined on all rows).
-        None: all rows.
+        Most labelled rows on which the candidates are fitted (a random sample when
+        there are more; they are compared on all rows, and the kept one is then
+        refined on all rows). None: all rows.
     n_anchors : int, default=400
         Anchor points of the local fits (random rows; all rows if fewer).
     bandwidth : "auto", "cv" or float, default="auto"
@@ -145,7 +145,7 @@ class RefinedSteinLatent(SupervisedSubspaceMixin, BaseEstimator):
     selected_ : str
         The candidate kept.
     selection_rows_ : int
-        Labelled rows on which the candidates were fitted and compared.
+        Labelled rows on which the candidates were fitted.
     candidates_ : dict
         For each candidate computed: ``components`` (n_components, n_features_in_),
         ``loss`` (mean leave-one-out absolute error at the anchors, summed over the
@@ -301,17 +301,29 @@ class RefinedSteinLatent(SupervisedSubspaceMixin, BaseEstimator):
         sample, sample_problem = self._selection_sample(data, problem, params)
         spans: dict = {}  # the span of the rOPG candidate's slopes, when restricted
         results = self._fit_candidates(sample_problem, stein, names, spans)
-        judge = sample_problem
-        if sample.y_values is not None and len(results) > 1:
+        judge, sample_judge = problem, sample_problem
+        if data.y_values is not None and len(results) > 1:
             # One continuous y: the candidates are also judged on how well they predict
             # its slices (its distribution, not only its mean), and the plain Stein
             # estimate (sliced y: the central subspace) joins them.
-            judge = self._sliced_problem(sample, params)
+            judge = self._sliced_problem(data, params)
+            sample_judge = (judge if sample_problem is problem
+                            else self._sliced_problem(sample, params))
             basis = stein.components_[:r].T
             results["plain_stein"] = RefineResult(basis, basis, 0, True, [], [],
                                                   sample_problem.anchor_index,
                                                   sample_problem.whitened(basis))
-        chosen, table = self._choose(judge, results)
+        if sample_problem is problem:
+            chosen, table = self._choose(judge, results)
+        else:
+            # Fitted on the sample, compared on all rows (with their noise, a comparison
+            # on the sample alone misses directions that every row shows), each at the
+            # bandwidth factor that suits it on the sample: one pass per candidate.
+            _, on_sample = self._choose(sample_judge, results)
+            judged = {name: replace(res, K=judge.whitened(res.basis))
+                      for name, res in results.items()}
+            chosen, table = self._choose(
+                judge, judged, {k: v["bandwidth_factor"] for k, v in on_sample.items()})
         res = results[chosen]
         if sample_problem is not problem:
             res = self._refine_on_all_rows(problem, chosen, results, spans)
@@ -464,12 +476,16 @@ class RefinedSteinLatent(SupervisedSubspaceMixin, BaseEstimator):
         spans["ropg"] = problem.W @ span
         return refine_in_span(problem, spans["ropg"], n_components=r, **run)
 
-    def _choose(self, problem, results) -> tuple[str, dict]:
-        """The candidate kept, and each candidate's criterion (see the class docstring)."""
+    def _choose(self, problem, results, factors=None) -> tuple[str, dict]:
+        """The candidate kept, and each candidate's criterion (see the class docstring).
+
+        ``factors`` (name -> bandwidth factor): compare at these factors instead of the
+        best of ``CRITERION_FACTORS``.
+        """
         names = list(results)
         if len(names) == 1:
             return names[0], {}
-        losses, factors = {}, {}
+        given, losses, factors = factors, {}, {}
         for name in names:
             # A candidate that coincides with one already judged shares its losses.
             twin = next((k for k in losses
@@ -477,8 +493,9 @@ class RefinedSteinLatent(SupervisedSubspaceMixin, BaseEstimator):
             if twin is not None:
                 losses[name], factors[name] = losses[twin], factors[twin]
                 continue
-            all_losses = anchor_losses(problem, results[name].K, CRITERION_FACTORS)
-            factors[name], i = best_factor(all_losses, CRITERION_FACTORS)
+            grid = CRITERION_FACTORS if given is None else (given[name],)
+            all_losses = anchor_losses(problem, results[name].K, grid)
+            factors[name], i = best_factor(all_losses, grid)
             losses[name] = all_losses[i]
         chosen, table = choose(losses, CANDIDATES + ("plain_stein",), z=SELECTION_Z)
         for name in table:

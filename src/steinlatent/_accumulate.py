@@ -467,19 +467,7 @@ class MomentAccumulator(_Accumulator):
     def _update_blocks(self, X, Z, blocks, eps):
         """Add the block's moments; return its Gram sum [x - c, 1][x - c, 1]^T."""
         spec = self.spec
-        halves = None
-        if Z is None:
-            G = None
-        elif spec.second and spec.null:
-            # The rows with e = +1 and e = -1 apart (see below), shared by the blocks:
-            # the Gram is the sum of the halves' Grams, no pass of its own.
-            plus = eps > 0
-            Zp, Zm = Z[plus], Z[~plus]
-            Gp, Gm = Zp.T @ Zp, Zm.T @ Zm
-            G = Gp + Gm
-            halves = (plus, Zp, Zm, Gp, Gm)
-        else:
-            G = Z.T @ Z
+        G, halves = _gram(Z, eps if spec.second and spec.null else None)
         colsum = None  # sum x, when a product below gives it
         for name, R, mask, LR in blocks:
             mom = self.mom[name]
@@ -597,18 +585,9 @@ class EllipticalAccumulator(MomentAccumulator):
         """Add the block's weighted moments; return its Gram sum [x - c, 1][x - c, 1]^T."""
         spec = self.spec
         c, a, b = self._radial(X)
-        halves = None
         colsum = None  # sum x, when the labels product gives it
-        if Z is None:  # zero shift at first order: X is read in place (as by the floor)
-            G = None
-        elif spec.second and spec.null:  # the rows by sign, as in MomentAccumulator
-            plus = eps > 0
-            Zp, Zm = Z[plus], Z[~plus]
-            Gp, Gm = Zp.T @ Zp, Zm.T @ Zm
-            G = Gp + Gm
-            halves = (plus, Zp, Zm, Gp, Gm)
-        else:
-            G = Z.T @ Z
+        # Z is None at first order with a zero shift: X is read in place (as by the floor).
+        G, halves = _gram(Z, eps if spec.second and spec.null else None)
         first_features = spec.first and any(name == "features" for name, *_ in blocks)
         if self.refine or first_features:
             if c is None and G is None:
@@ -690,6 +669,21 @@ class EllipticalAccumulator(MomentAccumulator):
             if mom.H0 is not None:
                 raw.G0 = _project_grams(mom.H0, PE, P, mom.extra["hb0"])
         return raw
+
+
+def _gram(Z, eps=None):
+    """(Z^T Z, halves) of a block; None for no Z. With signs ``eps`` the rows with
+    e = +1 and e = -1 are taken apart, shared by the blocks of the noise floor: the Gram
+    is the sum of the halves' Grams (no pass of its own), and ``halves`` is
+    (plus, Z+, Z-, G+, G-); otherwise ``halves`` is None."""
+    if Z is None:
+        return None, None
+    if eps is None:
+        return Z.T @ Z, None
+    plus = eps > 0
+    Zp, Zm = Z[plus], Z[~plus]
+    Gp, Gm = Zp.T @ Zp, Zm.T @ Zm
+    return Gp + Gm, (plus, Zp, Zm, Gp, Gm)
 
 
 def _positive_gram(X: np.ndarray, Z, c: np.ndarray) -> np.ndarray:

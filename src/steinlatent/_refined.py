@@ -285,12 +285,9 @@ class RefinedSteinLatent(SupervisedSubspaceMixin, BaseEstimator):
         p, r = data.n_features, self.n_components
         if r > p:
             raise ValueError(f"n_components={r} must be <= n_features={p}.")
-        params = self._local_fit_params()
         # The anchors and the moments first: a data set too small for local fits fails
         # here, before any other work.
-        problem = prepare(data.rows, n_anchors=params["n_anchors"],
-                          random_state=params["random_state"],
-                          bandwidth=params["bandwidth"], alpha=params["alpha"])
+        problem = self._prepare(data.rows)
         q = self._response_directions(data.plan, problem)
         k0, order = self._start_rule(p, q)
         stein = SteinLatent(k0, order=order, include_features=False,
@@ -298,7 +295,7 @@ class RefinedSteinLatent(SupervisedSubspaceMixin, BaseEstimator):
                             score_model=self.score_model).fit(X, Y)
         if q < r:  # the least-squares span has fewer than n_components directions
             names = tuple(k for k in names if k != "linear") or ("stein",)
-        sample, sample_problem = self._selection_sample(data, problem, params)
+        sample, sample_problem = self._selection_sample(data, problem)
         spans: dict = {}  # the span of the rOPG candidate's slopes, when restricted
         results = self._fit_candidates(sample_problem, stein, names, spans)
         judge, sample_judge = problem, sample_problem
@@ -306,15 +303,13 @@ class RefinedSteinLatent(SupervisedSubspaceMixin, BaseEstimator):
             # One continuous y: the candidates are also judged on how well they predict
             # its slices (its distribution, not only its mean), and the plain Stein
             # estimate (sliced y: the central subspace) joins them.
-            judge = self._sliced_problem(data, params)
+            judge = self._sliced_problem(data)
             sample_judge = (judge if sample_problem is problem
-                            else self._sliced_problem(sample, params))
-            basis = stein.components_[:r].T
-            results["plain_stein"] = RefineResult(basis, basis, 0, True, [], [],
-                                                  sample_problem.anchor_index,
-                                                  sample_problem.whitened(basis))
+                            else self._sliced_problem(sample))
+            results["plain_stein"] = _fixed(sample_problem, stein.components_[:r].T)
         if sample_problem is problem:
             chosen, table = self._choose(judge, results)
+            res = results[chosen]
         else:
             # Fitted on the sample, compared on all rows (with their noise, a comparison
             # on the sample alone misses directions that every row shows), each at the
@@ -324,8 +319,6 @@ class RefinedSteinLatent(SupervisedSubspaceMixin, BaseEstimator):
                       for name, res in results.items()}
             chosen, table = self._choose(
                 judge, judged, {k: v["bandwidth_factor"] for k, v in on_sample.items()})
-        res = results[chosen]
-        if sample_problem is not problem:
             res = self._refine_on_all_rows(problem, chosen, results, spans)
         candidates = {
             name: {"components": results[name].basis.T.copy(), **table.get(name, {}),
@@ -404,13 +397,20 @@ class RefinedSteinLatent(SupervisedSubspaceMixin, BaseEstimator):
                 if "ropg" in names:
                     results["ropg"] = ropg
         if "linear" in names:
-            K = np.linalg.svd(problem.linear_fit(), full_matrices=False)[0][:, :r]
-            basis = to_feature_space(problem.W, K)
-            results["linear"] = RefineResult(basis, basis, 0, True, [], [],
-                                             problem.anchor_index, K)
+            results["linear"] = self._linear(problem)
         return results
 
-    def _selection_sample(self, data, problem, params):
+    def _prepare(self, rows, **kwargs):
+        """The prepared problem (anchors, moments, whitening) of a row source."""
+        return prepare(rows, n_anchors=self.n_anchors, random_state=self.random_state,
+                       bandwidth=self.bandwidth, alpha=self.alpha, **kwargs)
+
+    def _linear(self, problem):
+        """The least-squares span: the leading directions of the linear coefficients."""
+        K = np.linalg.svd(problem.linear_fit(), full_matrices=False)[0][:, :self.n_components]
+        return _fixed(problem, to_feature_space(problem.W, K), K)
+
+    def _selection_sample(self, data, problem):
         """(data, problem) on which the candidates are fitted and compared: all labelled
         rows, or a random sample of ``selection_rows`` of them held in memory."""
         n, m = data.rows.n_samples, self.selection_rows
@@ -421,9 +421,7 @@ class RefinedSteinLatent(SupervisedSubspaceMixin, BaseEstimator):
         x, labels = data.rows.take(np.sort(rng.choice(n, size=m, replace=False)))
         sample = replace(data, rows=ArrayRows(x, labels),
                          y_values=None if data.y_values is None else labels[:, 0].copy())
-        return sample, prepare(sample.rows, n_anchors=params["n_anchors"],
-                               random_state=params["random_state"],
-                               bandwidth=params["bandwidth"], alpha=params["alpha"])
+        return sample, self._prepare(sample.rows)
 
     def _refine_on_all_rows(self, problem, chosen, results, spans):
         """The kept candidate on all rows: passes of its own kind from its estimate on
@@ -432,12 +430,9 @@ class RefinedSteinLatent(SupervisedSubspaceMixin, BaseEstimator):
         run = {"max_iter": self.max_iter, "tol": self.tol}
         basis = results[chosen].basis
         if chosen == "plain_stein":
-            return RefineResult(basis, basis, 0, True, [], [], problem.anchor_index,
-                                problem.whitened(basis))
+            return _fixed(problem, basis)
         if chosen == "linear":
-            K = np.linalg.svd(problem.linear_fit(), full_matrices=False)[0][:, :r]
-            basis = to_feature_space(problem.W, K)
-            return RefineResult(basis, basis, 0, True, [], [], problem.anchor_index, K)
+            return self._linear(problem)
         K = problem.whitened(basis)
         if chosen == "ropg":
             if problem.n_coords <= ROPG_SLOPES:
@@ -447,16 +442,14 @@ class RefinedSteinLatent(SupervisedSubspaceMixin, BaseEstimator):
         method = self.method if chosen == "stein" else "mave"
         return refine_from(problem, K, method=method, **run)
 
-    def _sliced_problem(self, data, params):
+    def _sliced_problem(self, data):
         """The problem of the criterion for one continuous y: y beside its H quantile
         slices, the slices weighted 1 / sqrt(H) so that together they count as y does."""
         y = data.y_values
         H = n_slices(len(y), self.n_components, len(np.unique(y)))
         expand = AppendSlices(slice_edges(y, H))
         weights = np.r_[1.0, np.full(expand.n_slices, 1.0 / np.sqrt(expand.n_slices))]
-        return prepare(data.rows, n_anchors=params["n_anchors"],
-                       random_state=params["random_state"], bandwidth=params["bandwidth"],
-                       alpha=params["alpha"], expand=expand, weights=weights)
+        return self._prepare(data.rows, expand=expand, weights=weights)
 
     def _ropg(self, problem, K_first, results, run, spans):
         """rOPG passes with their local slopes in at most ``ROPG_SLOPES`` coordinates.
@@ -501,3 +494,9 @@ class RefinedSteinLatent(SupervisedSubspaceMixin, BaseEstimator):
         for name in table:
             table[name]["bandwidth_factor"] = factors[name]
         return chosen, table
+
+
+def _fixed(problem, basis, K=None) -> RefineResult:
+    """A candidate computed without refinement passes (``K``: its whitened basis)."""
+    K = problem.whitened(basis) if K is None else K
+    return RefineResult(basis, basis, 0, True, [], [], problem.anchor_index, K)

@@ -136,12 +136,12 @@ def compute_blocks(dask, *graphs):
     distributed cluster, whose workers set their own threads; "sync") are left as they
     are.
     """
-    import dask.threaded
     from dask.base import get_scheduler
+    from dask.threaded import get as threaded_get
 
     from ._utils import blas_controller
 
-    if (get_scheduler(collections=list(graphs)) is not dask.threaded.get
+    if (get_scheduler(collections=list(graphs)) is not threaded_get
             or threading.current_thread() is not threading.main_thread()):
         return dask.compute(*graphs)
     with blas_controller().limit(limits=1):

@@ -3,12 +3,13 @@
 For a candidate subspace K (d columns, whitened coordinates) each anchor's responses are
 predicted by the local-linear fit of all the other rows in the projection z = K^T c
 (Gaussian kernel, bandwidth ``factor`` times the rule for d dimensions): the sums of one
-pass with the anchor's own row (kernel weight 1) taken out. One pass per bandwidth.
+pass with the anchor's own row (kernel weight 1) taken out. One pass serves every local
+bandwidth; the global linear fit comes from the problem's moments, with no pass.
 
 The loss is the *absolute* error summed over the standardised responses: heavy-tailed
 responses (cubic or exponential links of heavy-tailed x) give a few anchors squared
 errors that dwarf all others, and a squared loss then prefers a global linear fit that
-is wrong almost everywhere. The same errors serve three purposes:
+is wrong almost everywhere. The same errors serve two purposes:
 
 * :func:`best_factor`: the bandwidth of the local fits (``bandwidth="cv"``), and the check
   whether global linear fits predict as well as local ones;

@@ -148,6 +148,17 @@ class _SumsBase:
             and np.array_equal(self.coord_map, other.coord_map)
         )
 
+    def _merge(self, other, same_bandwidths: bool):
+        """Add the sums of ``other`` when it made the same pass; returns self."""
+        if not (self._same_pass(other) and same_bandwidths):
+            raise ValueError(
+                f"Cannot merge {type(self).__name__} built with different anchors, "
+                "kernels, bandwidths or coordinates."
+            )
+        self.sums += other.sums
+        self.n_samples += other.n_samples
+        return self
+
     def _unpack(self, s: np.ndarray) -> dict:
         """The sums of one kernel (A, width) unpacked: see :meth:`LocalLinearSums.finalize`."""
         m, q = self.coord_map.shape[1], self.n_responses
@@ -243,14 +254,7 @@ class LocalLinearSums(_SumsBase):
 
     def merge(self, other: LocalLinearSums) -> LocalLinearSums:
         """Add the sums of ``other`` (same anchors, kernel, coordinates); returns self."""
-        if not self._same_pass(other) or self.bandwidth != other.bandwidth:
-            raise ValueError(
-                "Cannot merge LocalLinearSums built with different anchors, kernels, "
-                "bandwidths or coordinates."
-            )
-        self.sums += other.sums
-        self.n_samples += other.n_samples
-        return self
+        return self._merge(other, self.bandwidth == other.bandwidth)
 
     def finalize(self) -> dict:
         """The per-anchor sums: S0 (A,), S1 (A, m), S2 (A, m, m), T0 (A, q), T1 (A, m, q)."""
@@ -322,14 +326,7 @@ class MultiBandwidthSums(_SumsBase):
 
     def merge(self, other: MultiBandwidthSums) -> MultiBandwidthSums:
         """Add the sums of ``other`` (same anchors, kernel, bandwidths); returns self."""
-        if not self._same_pass(other) or self.bandwidths != other.bandwidths:
-            raise ValueError(
-                "Cannot merge MultiBandwidthSums built with different anchors, kernels, "
-                "bandwidths or coordinates."
-            )
-        self.sums += other.sums
-        self.n_samples += other.n_samples
-        return self
+        return self._merge(other, self.bandwidths == other.bandwidths)
 
     def finalize(self) -> list:
         """One :meth:`LocalLinearSums.finalize` dict per bandwidth, in order."""
